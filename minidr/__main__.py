@@ -1,0 +1,82 @@
+"""Command line: ``python -m minidr <command>``.
+
+Commands:
+    info         the profile and the data this machine would use
+    bm25         run BM25 on a split, print its metrics, optionally write the run
+    leaderboard  print the results registry as a table
+    subset       rebuild data/minimarco id lists from a MiniMARCO directory (maintainers)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _info(args) -> None:
+    from . import get_profile, load_minimarco
+
+    profile = get_profile(args.profile)
+    print(profile)
+    print(load_minimarco(args.data, profile.corpus))
+
+
+def _bm25(args) -> None:
+    from . import BM25, evaluate, get_profile, load_minimarco, write_trec_run
+
+    profile = get_profile(args.profile)
+    data = load_minimarco(args.data, profile.corpus)
+    split = data.splits[args.split]
+    run = BM25(data.corpus, k1=args.k1, b=args.b, threads=profile.threads).search(split.queries, k=args.k)
+    for name, value in evaluate(run, split).items():
+        print(f"{name:8s} {value:.4f}")
+    if args.out:
+        print("wrote", write_trec_run(run, args.out, tag=f"bm25-k1{args.k1}-b{args.b}"))
+
+
+def _leaderboard(args) -> None:
+    from . import leaderboard
+
+    table = leaderboard(profile=args.profile)
+    print(table.to_string(index=False) if len(table) else "no results recorded yet")
+
+
+def _subset(args) -> None:
+    from .subset import build_ids
+
+    print("wrote", build_ids(args.data))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minidr", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--profile", help="ci, cpu, gpu or colab (default: $MINIDR_PROFILE or cpu)")
+    common.add_argument("--data", help="MiniMARCO directory (default: $MINIDR_DATA, else ir_datasets)")
+    sub.add_parser("info", parents=[common]).set_defaults(func=_info)
+    p = sub.add_parser("bm25", parents=[common])
+    p.add_argument("--split", default="dl19", choices=["train", "dl19", "dev"])
+    p.add_argument("--k1", type=float, default=0.9)
+    p.add_argument("--b", type=float, default=0.4)
+    p.add_argument("--k", type=int, default=1000, help="ranking depth")
+    p.add_argument("--out", help="write the run here (TREC format)")
+    p.set_defaults(func=_bm25)
+    p = sub.add_parser("leaderboard")
+    p.add_argument("--profile", help="only this profile's records")
+    p.set_defaults(func=_leaderboard)
+    p = sub.add_parser("subset")
+    p.add_argument("--data", required=True, help="the MiniMARCO directory to derive ids from")
+    p.set_defaults(func=_subset)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as e:  # clear messages, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Atomic writes: a file or a directory appears whole, or not at all.
+
+Every cache and record the book writes goes through these two helpers, so an
+interrupted run (Ctrl-C, a Colab disconnect, a full disk) never leaves a
+half-written index or JSON behind for the next run to trip over.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["atomic_write_text", "atomic_dir"]
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
+
+    Args:
+        path: destination file; parent directories are created.
+        text: the whole content.
+
+    Returns:
+        The destination as a ``Path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory under a temporary name; rename it into place on success.
+
+    Usage::
+
+        with atomic_dir(cache / "bm25-index") as tmp:
+            build_index_into(tmp)
+        # now cache / "bm25-index" exists, complete
+
+    If the block raises, the temporary directory is removed and ``path`` is
+    left untouched. If ``path`` already exists it is replaced.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

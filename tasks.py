@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Set up and run the book's two jobs with nothing but python3.
+
+    python3 tasks.py book    # create .venv, install, build the HTML book into _build/html
+    python3 tasks.py test    # create .venv, install, run unit tests, notebooks (nbval), strict book build
+
+The virtual environment is reinstalled only when requirements.txt or
+pyproject.toml change. Environment: MINIDR_DATA (default: ../shared/data/
+msmarco-passage if it exists), MINIDR_PROFILE (default for `test`: ci).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".minidr-installed"
+CELL_TIMEOUT = 600  # seconds per notebook cell under nbval
+
+
+def sh(*cmd: str | Path, env: dict | None = None) -> None:
+    print("+", " ".join(map(str, cmd)), flush=True)
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, check=True)
+
+
+def ensure_env() -> None:
+    """Create .venv and install requirements.txt and minidr (editable), once per change."""
+    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes()
+                                     for f in ("requirements.txt", "pyproject.toml"))).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    if not (BIN / "python").exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pip = (BIN / "python", "-m", "pip")
+    sh(*pip, "install", "--upgrade", "--quiet", "pip")
+    sh(*pip, "install", "--quiet", "-r", "requirements.txt")
+    sh(*pip, "install", "--quiet", "--no-deps", "-e", ".")
+    STAMP.write_text(digest)
+
+
+def run_env(profile: str | None) -> dict:
+    env = dict(os.environ)
+    shared = ROOT.parent / "shared" / "data" / "msmarco-passage"
+    if "MINIDR_DATA" not in env and shared.is_dir():
+        env["MINIDR_DATA"] = str(shared)
+    if profile and "MINIDR_PROFILE" not in env:
+        env["MINIDR_PROFILE"] = profile
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def book(env: dict) -> None:
+    sh(BIN / "jupyter-book", "build", ROOT, "--warningiserror", "--nitpick", "--keep-going", env=env)
+    print(f"\nThe book: {ROOT / '_build' / 'html' / 'index.html'}")
+
+
+def test(env: dict) -> None:
+    py = BIN / "python"
+    sh(py, "-m", "pytest", "tests", "-q", env=env)
+    sh(py, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+       f"--nbval-cell-timeout={CELL_TIMEOUT}", "-p", "no:cacheprovider", "notebooks", "-q", env=env)
+    book(env)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in ("book", "test"):
+        print(__doc__)
+        return 2
+    ensure_env()
+    {"book": lambda: book(run_env(None)), "test": lambda: test(run_env("ci"))}[argv[0]]()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except subprocess.CalledProcessError as e:
+        print(f"\nfailed: {' '.join(map(str, e.cmd))} (exit {e.returncode})", file=sys.stderr)
+        sys.exit(e.returncode or 1)
