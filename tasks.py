@@ -3,6 +3,8 @@
 
     python3 tasks.py book    # create .venv, install, build the HTML book into _build/html
     python3 tasks.py test    # create .venv, install, run unit tests, notebooks (nbval), strict book build
+    python3 tasks.py execute [NOTEBOOK ...]   # re-run notebooks in place (default profile: cpu),
+                                              # refreshing the outputs the book shows
 
 The virtual environment is reinstalled only when requirements.txt or
 pyproject.toml change. Environment: MINIDR_DATA (default: ../shared/data/
@@ -70,12 +72,36 @@ def test(env: dict) -> None:
     book(env)
 
 
+EXECUTE = """
+import sys, time, nbformat
+from nbclient import NotebookClient
+for path in sys.argv[1:]:
+    nb = nbformat.read(path, as_version=4)
+    start = time.time()
+    NotebookClient(nb, timeout=None, kernel_name="python3",
+                   resources={"metadata": {"path": "notebooks"}}).execute()
+    nbformat.write(nb, path)
+    print(f"executed {path} in {time.time() - start:.0f} s", flush=True)
+"""
+
+
+def execute(env: dict, notebooks: list[str]) -> None:
+    """Run notebooks in place under $MINIDR_PROFILE (default cpu): the outputs the book shows."""
+    paths = notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb"))
+    sh(BIN / "python", "-c", EXECUTE, *paths, env=env)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in ("book", "test"):
+    if not argv or argv[0] not in ("book", "test", "execute") or (argv[0] != "execute" and len(argv) > 1):
         print(__doc__)
         return 2
     ensure_env()
-    {"book": lambda: book(run_env(None)), "test": lambda: test(run_env("ci"))}[argv[0]]()
+    if argv[0] == "book":
+        book(run_env(None))
+    elif argv[0] == "test":
+        test(run_env("ci"))
+    else:
+        execute(run_env("cpu"), argv[1:])
     return 0
 
 

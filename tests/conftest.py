@@ -1,0 +1,98 @@
+"""Shared fixtures of minidr's unit tests.
+
+Real data comes from ``$MINIDR_DATA``, else ``../shared/data/msmarco-passage``
+beside the repository. Without it, the tests that need it are skipped on a
+laptop and FAIL under CI (environment variable ``CI`` set): CI must never go
+green by skipping the data tests.
+
+Nothing the tests write lands outside pytest's tmp dirs: ``MINIDR_CACHE`` and
+``MINIDR_RESULTS`` point there for the whole session.
+
+The full MiniMARCO is loaded once per session (fixture ``full``); the ``ci``
+slice once too (fixture ``ci``). Tests must not mutate what they return.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "msmarco-passage"
+
+# Every file load_minimarco reads from a data directory (runs/ is listed per file).
+DATA_FILES = ("collection.tsv", "queries.train.tsv", "qrels.train.tsv", "queries.dev.tsv",
+              "qrels.dev.tsv", "queries.dev.small.tsv", "qrels.dev.small.tsv",
+              "trec-dl-2019/queries.tsv", "trec-dl-2019/qrels.txt")
+
+
+def resolve_data_dir() -> Path:
+    """``$MINIDR_DATA`` if set, else ``<repo>/../shared/data/msmarco-passage``."""
+    env = os.environ.get("MINIDR_DATA")
+    return (Path(env).expanduser() if env else DEFAULT_DATA).resolve()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_outputs(tmp_path_factory):
+    """Index caches and result records go to tmp dirs, never ~/.cache or results/."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINIDR_CACHE", str(tmp_path_factory.mktemp("minidr-cache")))
+        mp.setenv("MINIDR_RESULTS", str(tmp_path_factory.mktemp("minidr-results")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real MiniMARCO directory; skip without it (fail under CI)."""
+    root = resolve_data_dir()
+    if not (root / "collection.tsv").is_file():
+        msg = (f"MiniMARCO data not found at {root}: set MINIDR_DATA to a copy of "
+               "msmarco-passage/ (see its README.md)")
+        if os.environ.get("CI"):
+            pytest.fail(msg + " -- under CI the data tests must run, not skip", pytrace=False)
+        pytest.skip(msg)
+    return root
+
+
+@pytest.fixture(scope="session")
+def full(data_dir):
+    """The full MiniMARCO, loaded once per session (~3 s)."""
+    from minidr.data import load_minimarco
+
+    return load_minimarco(data_dir, "full")
+
+
+@pytest.fixture(scope="session")
+def ci(data_dir):
+    """The ``ci`` slice of MiniMARCO, loaded once per session."""
+    from minidr.data import load_minimarco
+
+    return load_minimarco(data_dir, "ci")
+
+
+@pytest.fixture
+def data_copy(data_dir, tmp_path):
+    """Factory: a stand-in data dir in tmp_path made of symlinks to the real files.
+
+    ``make(copy=("queries.dev.small.tsv",), omit=("qrels.dev.tsv",))`` copies the
+    named files (writable, for the test to corrupt) and leaves out the omitted ones
+    (a folder name omits the whole folder).
+    Paths are relative to the data dir; ``runs/<name>.trec`` works too.
+    """
+    def make(copy=(), omit=()) -> Path:
+        root = tmp_path / "msmarco-passage"
+        runs = tuple(f"runs/{p.name}" for p in sorted((data_dir / "runs").iterdir()))
+        for rel in DATA_FILES + runs:
+            if rel in omit or rel.split("/")[0] in omit:
+                continue
+            dst = root / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if rel in copy:
+                shutil.copyfile(data_dir / rel, dst)  # copyfile: the copy is writable
+            else:
+                dst.symlink_to(data_dir / rel)
+        return root
+
+    return make
