@@ -55,7 +55,6 @@ def run_env(profile: str | None) -> dict:
     if profile and "MINIDR_PROFILE" not in env:
         env["MINIDR_PROFILE"] = profile
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("MPLBACKEND", "Agg")
     return env
 
 

@@ -5,6 +5,7 @@ Commands:
     bm25         run BM25 on a split, print its metrics, optionally write the run
     leaderboard  print the results registry as a table
     subset       rebuild data/minimarco id lists from a MiniMARCO directory (maintainers)
+    pretrain     MLM-pretrain a small BERT backbone on MiniMARCO into data/models/<arch>
 """
 from __future__ import annotations
 
@@ -48,6 +49,17 @@ def _subset(args) -> None:
     print("wrote", build_ids(args.data))
 
 
+def _pretrain(args) -> None:
+    from . import load_minimarco
+    from .pretrain import pretrain
+
+    data = load_minimarco(args.data, args.slice)
+    out = pretrain(data, arch=args.arch, steps=args.steps, batch_size=args.batch_size,
+                   max_len=args.max_len, lr=args.lr, seed=args.seed, out_dir=args.out,
+                   max_steps=args.max_steps, device=args.device)
+    print("wrote", out) if out else print("stopped early; run the same command again to resume")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minidr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("subset")
     p.add_argument("--data", required=True, help="the MiniMARCO directory to derive ids from")
     p.set_defaults(func=_subset)
+    p = sub.add_parser("pretrain", help="MLM pretraining of a small BERT (resumable)")
+    p.add_argument("--data", help="MiniMARCO directory (default: $MINIDR_DATA, else ir_datasets)")
+    p.add_argument("--arch", default="bert-L2-H128", help="bert-L2-H128, bert-L4-H256 or bert-L4-H512")
+    p.add_argument("--slice", default="full", choices=["full", "ci"])
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-len", type=int, default=128)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, help="stop after this many steps in this call (resume later)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", help="output folder (default: data/models/<arch>)")
+    p.set_defaults(func=_pretrain)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -131,7 +131,7 @@ def _read_runs(runs_dir: Path) -> dict[str, Run]:
     return {name: read_trec_run(runs_dir / f"{name}.trec") for name in RUN_NAMES}
 
 
-def _load_local(root: Path, ids: SubsetIds) -> tuple[Corpus, dict, dict, Queries]:
+def _load_local(root: Path, ids: SubsetIds) -> tuple[Corpus, Queries, dict, dict, dict]:
     f = _check_dir(root)
     want = set(ids.pids)
     corpus_all = read_id_text_tsv(f["collection"], keep=want)
@@ -152,7 +152,12 @@ def _load_local(root: Path, ids: SubsetIds) -> tuple[Corpus, dict, dict, Queries
              "dl19": read_qrels(f["dl19_qrels"], keep=set(ids.queries["dl19"]))}
     texts.update(read_id_text_tsv(f["small_q"], keep=set(ids.queries["dev"])))
     texts.update(read_id_text_tsv(f["dl19_q"], keep=set(ids.queries["dl19"])))
-    return corpus, texts, qrels, _read_runs(f["runs"])
+    where = {("queries", "train"): f"{f['train_q']} / {f['dev_q']}",
+             ("queries", "unlabeled"): str(f["train_q"]), ("queries", "dev"): str(f["small_q"]),
+             ("queries", "dl19"): str(f["dl19_q"]), ("qrels", "dev"): str(f["small_qrels"]),
+             ("qrels", "train"): f"{f['train_qrels']} / {f['dev_qrels']}",
+             ("qrels", "dl19"): str(f["dl19_qrels"])}
+    return corpus, texts, qrels, _read_runs(f["runs"]), where
 
 
 def _ir_datasets_load(name: str):
@@ -162,7 +167,7 @@ def _ir_datasets_load(name: str):
     return ir_datasets.load(name)
 
 
-def _load_ir_datasets(ids: SubsetIds) -> tuple[Corpus, dict, dict, dict]:
+def _load_ir_datasets(ids: SubsetIds) -> tuple[Corpus, Queries, dict, dict, dict]:
     """The download route: full MS MARCO through ir_datasets, then the subset's ids."""
     try:
         store = _ir_datasets_load(IRDS["collection"]).docs_store()
@@ -186,8 +191,23 @@ def _load_ir_datasets(ids: SubsetIds) -> tuple[Corpus, dict, dict, dict]:
             "internet so that ir_datasets can download msmarco-passage (about 1 GB). "
             f"The download failed with: {type(e).__name__}: {e}"
         ) from e
+    where = {("queries", "train"): f"{IRDS['train']} / {IRDS['train-dev']}",
+             ("queries", "unlabeled"): IRDS["train"], ("queries", "dev"): IRDS["dev"],
+             ("queries", "dl19"): IRDS["dl19"], ("qrels", "dev"): IRDS["dev"],
+             ("qrels", "train"): f"{IRDS['train']} / {IRDS['train-dev']}", ("qrels", "dl19"): IRDS["dl19"]}
     # The published runs are not in ir_datasets: the repository ships copies.
-    return corpus, texts, qrels, _read_runs(ids_dir().parent / "runs")
+    return corpus, texts, qrels, _read_runs(ids_dir().parent / "runs"), where
+
+
+def _require(found, wanted: list[str], what: str, split: str, source: str) -> None:
+    """Every query the subset lists must be found; a truncated file must not shift the numbers."""
+    missing = [q for q in wanted if q not in found]
+    if missing:
+        raise DataNotFoundError(
+            f"{source} lacks {what} for {len(missing):,} of the {len(wanted):,} {split} queries "
+            f"(e.g. qid {missing[0]}): the file is truncated or is not the MiniMARCO one. "
+            "Copy it again (see data/README.md)."
+        )
 
 
 def load_minimarco(data_dir: str | os.PathLike | None = None, slice_name: str = "full") -> MiniMarco:
@@ -207,18 +227,22 @@ def load_minimarco(data_dir: str | os.PathLike | None = None, slice_name: str = 
     data_dir = data_dir or os.environ.get("MINIDR_DATA") or None
     if data_dir:
         root = Path(data_dir).expanduser().resolve()
-        corpus, texts, qrels, runs = _load_local(root, ids)
+        corpus, texts, qrels, runs, where = _load_local(root, ids)
         source = str(root)
     else:
-        corpus, texts, qrels, runs = _load_ir_datasets(ids)
+        corpus, texts, qrels, runs, where = _load_ir_datasets(ids)
         source = "ir_datasets:msmarco-passage"
+    _require(texts.keys(), ids.unlabeled, "texts", "unlabeled", where[("queries", "unlabeled")])
     splits = {}
     for name in SPLITS:
         qids = ids.queries[name]
+        _require(texts.keys(), qids, "texts", name, where[("queries", name)])
         q_qrels = {q: qrels[name].get(q, {}) for q in qids}
         if name == "train":  # training needs positives it can see
             q_qrels = {q: {p: g for p, g in r.items() if p in corpus and g > 0}
                        for q, r in q_qrels.items()}
+        judged = {q for q, r in q_qrels.items() if any(g > 0 for g in r.values())}
+        _require(judged, qids, "a positive judgment", name, where[("qrels", name)])
         splits[name] = Split(name, {q: texts[q] for q in qids}, q_qrels, _min_rel(name))
     run_qids = set(ids.queries["dl19"]) | set(ids.queries["dev"])
     runs = {n: {q: r for q, r in run.items() if q in run_qids} for n, run in runs.items()}

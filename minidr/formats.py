@@ -81,11 +81,13 @@ def read_qrels(path: str | os.PathLike, keep: set[str] | None = None) -> Qrels:
     out: Qrels = {}
     for lineno, line in _numbered_lines(path):
         parts = line.split()
-        if len(parts) != 4 or not parts[3].lstrip("-").isdigit():
-            raise _bad(path, lineno, "'qid iter pid grade' with an integer grade", line)
-        qid, _, pid, grade = parts
+        try:
+            qid, _, pid, grade = parts
+            grade = int(grade)
+        except ValueError:
+            raise _bad(path, lineno, "'qid iter pid grade' with an integer grade", line) from None
         if keep is None or qid in keep:
-            out.setdefault(qid, {})[pid] = int(grade)
+            out.setdefault(qid, {})[pid] = grade
     return out
 
 

@@ -2,9 +2,11 @@
 
 BM25 (Robertson & Zaragoza, 2009) scores a passage ``d`` for a query ``q`` as
 
-    sum over terms t in q of  idf(t) * tf(t,d) * (k1 + 1) / (tf(t,d) + k1 * (1 - b + b * |d| / avgdl))
+    sum over terms t in q of  idf(t) * tf(t,d) / (tf(t,d) + k1 * (1 - b + b * |d| / avgdl))
 
-with Lucene's ``idf(t) = log(1 + (N - df(t) + 0.5) / (df(t) + 0.5))``. Chapter 01
+with Lucene's ``idf(t) = log(1 + (N - df(t) + 0.5) / (df(t) + 0.5))``. Lucene
+drops the textbook's constant factor ``(k1 + 1)`` (it does not change the
+ranking) and stores ``|d|`` in one byte, i.e. rounded (Kamphuis et al., 2020). Chapter 01
 writes it out by hand; this module leaves the real work to Lucene, as a
 retrieval engineer would.
 
@@ -41,11 +43,10 @@ def cache_root() -> Path:
 def corpus_fingerprint(corpus: Corpus) -> str:
     """A short hash of the corpus' ids and texts, in order: the cache key of its indexes."""
     h = hashlib.sha256()
-    for pid, text in corpus.items():
-        h.update(pid.encode())
-        h.update(b"\t")
-        h.update(text.encode())
-        h.update(b"\n")
+    for pid, text in corpus.items():  # length-prefixed: no separator can be forged by a text
+        for field in (pid.encode(), text.encode()):
+            h.update(len(field).to_bytes(8, "little"))
+            h.update(field)
     return h.hexdigest()[:16]
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from minidr.data import Split
-from minidr.evaluate import MEASURE_NAMES, compare, evaluate, evaluate_splits, measures_for, per_query
+from minidr.evaluate import (MEASURE_NAMES, compare, evaluate, evaluate_splits, measures_for,
+                             per_query)
 
 # The README of the data directory: (nDCG@10, RR@10 at rel>=2, R@100 at rel>=2) on DL19.
 # Two of its figures were rounded twice (0.67248 -> 0.6725 -> 0.673 for bm25-rm3 RR,
@@ -74,7 +75,8 @@ def test_ndcg_at_10_by_hand():
     table = per_query(TOY_RUN, QRELS, names=("nDCG@10",))
     assert table.loc["q1", "nDCG@10"] == pytest.approx(dcg / idcg)
     assert table.loc["q2", "nDCG@10"] == pytest.approx(q2)
-    assert evaluate(TOY_RUN, QRELS, names=("nDCG@10",))["nDCG@10"] == pytest.approx((dcg / idcg + q2) / 2)
+    mean = evaluate(TOY_RUN, QRELS, names=("nDCG@10",))["nDCG@10"]
+    assert mean == pytest.approx((dcg / idcg + q2) / 2)
 
 
 def test_mrr_at_10_by_hand_and_min_rel():

@@ -91,9 +91,6 @@ def test_malformed_qrels_line_names_file_and_line(tmp_path, bad):
     assert f"{path}:3:" in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG minidr/formats.py read_qrels: the grade check `parts[3].lstrip('-').isdigit()` accepts "
-    "'--1', then int('--1') raises a bare ValueError without file:line instead of DataFormatError"))
 def test_qrels_double_minus_grade_is_a_format_error(tmp_path):
     path = _write(tmp_path, "qrels.txt", "1 0 a 1\n1 0 b --1\n")
     with pytest.raises(DataFormatError, match=r"qrels\.txt:2:"):

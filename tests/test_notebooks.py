@@ -1,0 +1,37 @@
+"""The committed chapters: what the published book shows must be real, complete output.
+
+The book is built from the notebooks' kept outputs (it does not execute them),
+so these checks guard what a reader sees: every code cell ran, without errors,
+figures were kept, and the outputs come from a real profile (cpu or gpu), not
+the ci smoke profile.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def _outputs(nb):
+    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_kept_outputs_are_complete(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    visible = [c for c in code if "remove-cell" not in c.get("metadata", {}).get("tags", [])
+               and "parameters" not in c.get("metadata", {}).get("tags", [])]
+    assert all(c.get("execution_count") for c in visible), f"{path.name}: a code cell never ran"
+    outputs = _outputs(nb)
+    assert not [o for o in outputs if o["output_type"] == "error"], f"{path.name}: kept an error"
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: no figure kept"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_kept_outputs_come_from_a_real_profile(path):
+    text = "".join("".join(o.get("text", "")) for o in _outputs(json.loads(path.read_text(encoding="utf-8"))))
+    profiles = set(re.findall(r"^profile:? (\w+)", text, flags=re.M))
+    assert profiles and profiles <= {"cpu", "gpu", "colab"}, f"{path.name}: kept outputs from {profiles}"
