@@ -89,8 +89,12 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -165,7 +169,7 @@ class Trainer:
                 "step": self.step, "history": self.history, "config": asdict(self.config),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "seconds": self.cost.seconds}
+                "seconds": self.cost.seconds, "counts": dict(self.cost.counts)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -173,10 +177,12 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.history = state["step"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())          # RNG states must be CPU byte tensors
         if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+            torch.cuda.set_rng_state_all([r.cpu() for r in state["cuda_rng"]])
         self.cost.seconds = state.get("seconds", 0.0)
+        self.cost.counts.clear()
+        self.cost.counts.update(state.get("counts", {}))
 
     def save(self) -> None:
         if self.checkpoint_path:
@@ -201,11 +207,10 @@ class Trainer:
         """
         cfg = self.config
         if self.checkpoint_path and self.checkpoint_path.exists():
-            self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
+            self.load_state_dict(load_checkpoint(self.checkpoint_path))  # on CPU; load_state_dict moves
         elif self.step == 0:
             set_seed(cfg.seed)
         stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
-        self.model.train()
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", mininterval=2)
         with self.cost:
             while self.step < stop:
@@ -226,6 +231,7 @@ class Trainer:
 
     def _one_step(self) -> dict[str, float]:
         cfg = self.config
+        self.model.train()  # every step: a callback (e.g. an ANCE re-encode) may have switched to eval
         self.optimizer.zero_grad(set_to_none=True)
         total, stats_sum = 0.0, {}
         for micro in range(cfg.grad_accum):
