@@ -6,6 +6,7 @@ Commands:
     leaderboard  print the results registry as a table
     subset       rebuild data/minimarco id lists from a MiniMARCO directory (maintainers)
     pretrain     MLM-pretrain a small BERT backbone on MiniMARCO into data/models/<arch>
+    teacher-labels  label unlabeled train queries with the teacher (all-MiniLM-L6-v2)
 """
 from __future__ import annotations
 
@@ -60,6 +61,17 @@ def _pretrain(args) -> None:
     print("wrote", out) if out else print("stopped early; run the same command again to resume")
 
 
+def _teacher_labels(args) -> None:
+    from pathlib import Path
+
+    from . import load_minimarco
+    from .teacher_labels import build_teacher_labels
+
+    data = load_minimarco(args.data, args.slice)
+    out = Path(args.out or Path(__file__).resolve().parent.parent / "data" / "teacher")
+    print("wrote", build_teacher_labels(data, out, min_margin=args.min_margin))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minidr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", help="output folder (default: data/models/<arch>)")
     p.set_defaults(func=_pretrain)
+    p = sub.add_parser("teacher-labels", help="label train queries with the teacher (slow: encodes the corpus)")
+    p.add_argument("--data", help="MiniMARCO directory (default: $MINIDR_DATA, else ir_datasets)")
+    p.add_argument("--slice", default="full", choices=["full", "ci"])
+    p.add_argument("--min-margin", type=float, default=None,
+                   help="keep a label when top1 - top2 >= this (default: calibrated, see the card)")
+    p.add_argument("--out", help="output folder (default: data/teacher)")
+    p.set_defaults(func=_teacher_labels)
     args = parser.parse_args(argv)
     try:
         args.func(args)

