@@ -8,7 +8,12 @@ What the chapters use, in one place::
 The dense names (which need torch) are imported on first use, so the sparse
 chapters and the command line start quickly.
 """
+import warnings
 from importlib import import_module
+
+# tqdm.auto warns in notebooks without ipywidgets (transformers imports it); the
+# text progress bars it falls back to are what the book wants anyway.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 from .config import PROFILES, Profile, ProfileError, get_profile
 from .cost import CostMeter
