@@ -27,7 +27,8 @@ CELL_TIMEOUT = 600  # seconds per notebook cell under nbval
 
 
 def sh(*cmd: str | Path, env: dict | None = None) -> None:
-    print("+", " ".join(map(str, cmd)), flush=True)
+    shown = (str(c) if len(str(c)) < 80 else str(c).strip().splitlines()[0] + " ..." for c in cmd)
+    print("+", " ".join(shown), flush=True)
     subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, check=True)
 
 

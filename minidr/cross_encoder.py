@@ -24,7 +24,7 @@ import torch
 from .atomic import atomic_dir
 from .models import _Encoder, _load, _read_json, resolve_model_path
 
-__all__ = ["CrossEncoder", "CROSS_CONFIG"]
+__all__ = ["CrossEncoder", "CROSS_CONFIG", "cross_encoder_loss", "train_cross_encoder", "rerank"]
 
 CROSS_CONFIG = "minidr_crossencoder.json"
 
@@ -90,3 +90,75 @@ class CrossEncoder(_Encoder):
             self.tokenizer.save_pretrained(tmp)
             (tmp / CROSS_CONFIG).write_text(json.dumps({"max_len": self.max_len}) + "\n")
         return Path(path)
+
+
+# -- training and re-ranking -------------------------------------------------------------------
+
+def cross_encoder_loss(model: CrossEncoder, batch: dict):
+    """Softmax cross-entropy over each query's group [positive, negatives...] (LCE).
+
+    Shapes:
+        pairs (B*G, L) -> scores (B*G,) -> (B, G), the positive in column 0.
+
+    Reference:
+        Gao, Dai & Callan (2021), Rethink Training of BERT Rerankers in Multi-Stage
+        Retrieval Pipeline (localized contrastive estimation), ECIR.
+    """
+    from .losses import info_nce
+
+    scores = model(**batch["pairs"]).view(-1, batch["group"])                # (B, G)
+    targets = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)  # (B,)
+    return info_nce(scores, targets)
+
+
+def train_cross_encoder(model: CrossEncoder, examples, corpus, negatives: dict[str, list[str]],
+                        steps: int, batch_size: int = 16, n_neg: int = 3, lr: float = 3e-5,
+                        seed: int = 0, cost=None, checkpoint_dir: str | None = None,
+                        device: str | None = None):
+    """Train a cross-encoder on (query, positive, ``n_neg`` negatives) groups; returns the trainer.
+
+    The groups are sampled exactly as DPR's batches (:class:`~minidr.dpr.DPRBatches`),
+    so both sides of chapter 03 see the same queries, positives and negatives.
+    """
+    from .cost import CostMeter
+    from .dpr import DPRBatches
+    from .train import TrainConfig, Trainer
+
+    if not negatives:
+        raise ValueError("a cross-encoder needs negatives to contrast with (e.g. BM25 negatives)")
+    sampler = DPRBatches(None, examples, corpus, batch_size, negatives, n_neg, seed)
+    cost = cost or CostMeter()
+    group = 1 + n_neg
+
+    def make_batch(i: int) -> dict:
+        queries, passages = sampler.texts(i)
+        return {"pairs": model.tokenize([q for q in queries for _ in range(group)], passages),
+                "group": group}
+
+    def compute_loss(m, batch):
+        cost.add(pairs_scored=batch["pairs"]["input_ids"].shape[0])
+        return cross_encoder_loss(m, batch)
+
+    config = TrainConfig(steps=steps, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
+                         checkpoint_every=max(steps // 5, 50) if checkpoint_dir else 0, device=device)
+    trainer = Trainer(model, compute_loss, make_batch, config, cost=cost)
+    trainer.fit()
+    return trainer
+
+
+def rerank(model: CrossEncoder, run: dict[str, dict[str, float]], queries: dict[str, str],
+           corpus: dict[str, str], depth: int = 100, batch_size: int = 64) -> dict[str, dict[str, float]]:
+    """Re-score the top-``depth`` passages of each query of ``run`` with the cross-encoder.
+
+    Returns:
+        A run over the same (at most ``depth``) passages per query, with cross-encoder scores.
+    """
+    from .formats import rank
+
+    top = rank(run, depth)
+    pairs = [(qid, pid) for qid, pids in top.items() if qid in queries for pid in pids]
+    scores = model.score([(queries[q], corpus[p]) for q, p in pairs], batch_size=batch_size)
+    out: dict[str, dict[str, float]] = {}
+    for (qid, pid), s in zip(pairs, scores):
+        out.setdefault(qid, {})[pid] = float(s)
+    return out

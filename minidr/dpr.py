@@ -123,7 +123,8 @@ class DPRBatches:
             chosen.append(self.examples[self._epoch_order(epoch)[offset]])
         return chosen
 
-    def __call__(self, i: int) -> dict:
+    def texts(self, i: int) -> tuple[list[str], list[str]]:
+        """Batch ``i`` as texts: B queries and their B*G passages (positive first in each group)."""
         batch = self.select(i)
         rng = random.Random(self.seed * 7_919 + i)
         passages = []
@@ -136,7 +137,11 @@ class DPRBatches:
                     if p != ex.positive and p not in pool:
                         pool.append(p)
                 passages += [self.corpus[p] for p in rng.sample(pool, self.n_hard)]
-        return {"queries": self.encoder.tokenize_queries([ex.query for ex in batch]),
+        return [ex.query for ex in batch], passages
+
+    def __call__(self, i: int) -> dict:
+        queries, passages = self.texts(i)
+        return {"queries": self.encoder.tokenize_queries(queries),
                 "passages": self.encoder.tokenize_passages(passages), "group": 1 + self.n_hard}
 
 

@@ -84,3 +84,26 @@ def test_train_dpr_learns_and_counts(encoder):
     assert len(losses) == 30 and all(map(math.isfinite, losses))
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
     assert cost.counts["steps"] == 30 and cost.counts["queries_encoded"] == 30 * 6
+
+
+def test_cross_encoder_trains_on_the_same_groups_and_reranks(tiny_bert):
+    from minidr.cross_encoder import CrossEncoder, cross_encoder_loss, rerank, train_cross_encoder
+
+    torch.manual_seed(0)
+    ce = CrossEncoder.from_pretrained(tiny_bert)
+    hard = {ex.qid: [p for p in CORPUS if p != ex.positive][:6] for ex in EXAMPLES}
+    with pytest.raises(ValueError, match="negatives"):
+        train_cross_encoder(ce, EXAMPLES, CORPUS, {}, steps=1)
+    trainer = train_cross_encoder(ce, EXAMPLES, CORPUS, hard, steps=40, batch_size=4, n_neg=2, lr=5e-3)
+    losses = [h["loss"] for h in trainer.history]
+    assert all(map(math.isfinite, losses)) and sum(losses[-5:]) < sum(losses[:5])
+    # the loss is a softmax over each group with the positive first
+    ce.eval()  # no dropout: the two forward passes below must agree
+    pairs = ce.tokenize(["q a", "q a", "q b", "q b"], ["p1", "n1", "p2", "n2"])
+    loss, _ = cross_encoder_loss(ce, {"pairs": pairs, "group": 2})
+    s = ce(**pairs).view(2, 2)
+    assert math.isclose(loss.item(), torch.nn.functional.cross_entropy(s, torch.zeros(2, dtype=torch.long)).item(),
+                        rel_tol=1e-5)
+    run = {"0": {p: 1.0 for p in list(CORPUS)[:5]}}
+    reranked = rerank(ce, run, {"0": "topic 0"}, CORPUS, depth=3)
+    assert len(reranked["0"]) == 3 and set(reranked["0"]) <= set(run["0"])
