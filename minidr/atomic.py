@@ -11,9 +11,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
-__all__ = ["atomic_write_text", "atomic_dir"]
+__all__ = ["atomic_file", "atomic_write_text", "atomic_dir"]
 
 
 def _umask() -> int:
@@ -22,22 +22,23 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success fsync it and rename it to ``path``.
 
-    Args:
-        path: destination file; parent directories are created.
-        text: the whole content.
+    Usage::
 
-    Returns:
-        The destination as a ``Path``.
+        with atomic_file(cache / "emb.npy") as f:
+            np.save(f, embeddings)
+
+    If the block raises, the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -46,7 +47,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path, "w") as f:
+        f.write(text)
+    return Path(path)
 
 
 @contextlib.contextmanager

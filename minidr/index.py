@@ -43,6 +43,7 @@ import faiss
 import numpy as np
 
 from .formats import Run
+from .atomic import atomic_file
 from .sparse import cache_root
 
 __all__ = ["DenseIndex", "ivfpq_defaults", "cached_embeddings", "embedding_key"]
@@ -234,15 +235,6 @@ def cached_embeddings(key: str, compute: Callable[[], np.ndarray],
     if path.exists():
         return np.load(path, allow_pickle=False)
     embeddings = np.asarray(compute())
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{os.getpid()}.npy.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, embeddings, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        np.save(f, embeddings, allow_pickle=False)
     return embeddings

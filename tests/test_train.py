@@ -153,8 +153,7 @@ def test_checkpoint_is_weights_only_and_leaves_no_temp_file(tmp_path, monkeypatc
 
 def test_failed_checkpoint_save_leaves_no_temp_file(tmp_path, monkeypatch):
     def broken_save(obj, f):
-        with open(f, "wb") as out:
-            out.write(b"half a checkpoint")
+        f.write(b"half a checkpoint")  # save_checkpoint hands torch.save an open file
         raise OSError("disk full")
 
     monkeypatch.setattr(minidr.train.torch, "save", broken_save)
