@@ -141,9 +141,9 @@ class DenseIndex:
         """Size of the serialized index (vectors or codes, centroids, codebooks), in bytes."""
         return int(faiss.serialize_index(self.index).nbytes)
 
-    def search(self, queries: np.ndarray, k: int,
-               batch_size: int = 4096) -> tuple[np.ndarray, list[list[str]]]:
-        """The ``k`` passages of highest inner product with each query.
+    def search_rows(self, queries: np.ndarray, k: int,
+                    batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` rows of highest inner product with each query (faiss numbering).
 
         Args:
             queries: query embeddings.
@@ -151,13 +151,10 @@ class DenseIndex:
             batch_size: queries per faiss call (bounds memory on big query sets).
 
         Shapes:
-            queries ``(q, d)``; returns scores ``(q, k)`` float32, descending.
-
-        Returns:
-            ``(scores, ids)``: ``ids[i]`` lists query ``i``'s passage ids, best
-            first. It is shorter than ``k`` when faiss found fewer (``k`` larger
-            than the index, or too few vectors in the visited IVF cells); the
-            matching scores are ``-inf``.
+            queries ``(q, d)``; returns scores ``(q, k)`` float32, descending, and
+            rows ``(q, k)`` int64. A row is ``-1`` (score ``-inf``) when faiss found
+            fewer than ``k`` (``k`` larger than the index, or too few vectors in the
+            visited IVF cells).
         """
         x = np.ascontiguousarray(queries, dtype=np.float32)          # (q, d)
         if x.ndim != 2 or x.shape[1] != self.index.d:
@@ -168,6 +165,24 @@ class DenseIndex:
             batch = slice(start, start + batch_size)
             scores[batch], rows[batch] = self.index.search(x[batch], k)
         scores[rows < 0] = -np.inf
+        return scores, rows
+
+    def search(self, queries: np.ndarray, k: int,
+               batch_size: int = 4096) -> tuple[np.ndarray, list[list[str]]]:
+        """The ``k`` passages of highest inner product with each query.
+
+        Args:
+            queries, k, batch_size: as in :meth:`search_rows`.
+
+        Shapes:
+            queries ``(q, d)``; returns scores ``(q, k)`` float32, descending.
+
+        Returns:
+            ``(scores, ids)``: ``ids[i]`` lists query ``i``'s passage ids, best
+            first. It is shorter than ``k`` when faiss found fewer; the matching
+            scores are ``-inf``.
+        """
+        scores, rows = self.search_rows(queries, k, batch_size)
         ids = [[self.ids[r] for r in row if r >= 0] for row in rows]
         return scores, ids
 

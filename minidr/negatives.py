@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from .formats import Qrels, Run, rank
 
-__all__ = ["random_negatives", "top_k_negatives", "bm25_negatives", "positives_of"]
+__all__ = ["random_negatives", "top_k_negatives", "bm25_negatives", "dense_negative_rows", "positives_of"]
 
 
 def positives_of(qrels: Qrels, qid: str) -> set[str]:
@@ -150,3 +152,43 @@ def bm25_negatives(run: Run, qrels: Qrels, n: int, depth: int = 100, skip: int =
         {'q1': ['b']}
     """
     return top_k_negatives(run, qrels, n, depth=depth, skip=skip, seed=seed, sample=sample)
+
+
+def dense_negative_rows(index, qids: list[str], q_emb: np.ndarray, qrels: Qrels,
+                        n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dynamic hard negatives: each query's top-``n`` non-positive rows of a dense index.
+
+    This is the per-step retrieval of LTRe and ADORE: the *current* query
+    embeddings search the fixed passage index, and the best-ranked passages
+    that are not positives become the negatives of this step. It returns index
+    *rows* (not pids) so that the caller can gather the fixed passage
+    embeddings directly.
+
+    Args:
+        index: a :class:`~minidr.index.DenseIndex` (``index.ids[row]`` is a pid).
+        qids: the batch's query ids, ``qids[i]`` for ``q_emb[i]``.
+        q_emb: query embeddings.
+        qrels: qid -> pid -> grade; positives (grade > 0) are skipped.
+        n: negatives per query.
+
+    Shapes:
+        q_emb ``(B, d)``; returns rows ``(B, n)`` int64 and their 1-based ranks
+        in the full ranking (positives included) ``(B, n)`` int64. Missing
+        results (an index smaller than ``n`` plus the positives) are ``-1``.
+
+    References:
+        Zhan et al. (2020), Learning to Retrieve (LTRe), arXiv 2010.10469.
+        Zhan et al. (2021), Optimizing Dense Retrieval Model Training with Hard
+        Negatives (STAR/ADORE), SIGIR.
+    """
+    positives = [positives_of(qrels, qid) for qid in qids]
+    k = min(n + max((len(p) for p in positives), default=0), len(index))
+    _, found = index.search_rows(q_emb, k)                              # (B, k) rows, best first
+    rows = np.full((len(qids), n), -1, dtype=np.int64)                  # (B, n)
+    ranks = np.full((len(qids), n), -1, dtype=np.int64)                 # (B, n)
+    for i, pos in enumerate(positives):
+        kept = [(rank, r) for rank, r in enumerate(found[i], start=1)
+                if r >= 0 and index.ids[r] not in pos][:n]
+        for j, (rank, r) in enumerate(kept):
+            rows[i, j], ranks[i, j] = r, rank
+    return rows, ranks
