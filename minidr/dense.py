@@ -17,7 +17,7 @@ from .formats import Corpus, Run
 from .index import DenseIndex, cached_embeddings, embedding_key
 from .sparse import corpus_fingerprint
 
-__all__ = ["encode_corpus", "dense_runs"]
+__all__ = ["encode_corpus", "dense_runs", "search_splits"]
 
 
 def encode_corpus(encoder, corpus: Corpus, cache: bool = True, cost: CostMeter | None = None,
@@ -58,6 +58,23 @@ def dense_runs(encoder, data, splits=("dl19", "dev"), k: int = 1000, kind: str =
     """
     emb = encode_corpus(encoder, data.corpus, cache=cache, cost=cost)          # (n, dim)
     index = DenseIndex.build(emb, list(data.corpus), kind=kind)
+    return search_splits(encoder, index, data, splits, k, cost)
+
+
+def search_splits(encoder, index: DenseIndex, data, splits=("dl19", "dev"), k: int = 1000,
+                  cost: CostMeter | None = None) -> dict[str, Run]:
+    """Search a ready passage index with ``encoder``'s query tower: ``{split: Run}``.
+
+    :func:`dense_runs` builds the index from the encoder's own passage
+    embeddings; LTRe and ADORE keep the passage index *fixed* and train only
+    the query encoder, so they evaluate with this function and the index they
+    trained against.
+
+    Args:
+        encoder: anything with ``encode_queries``.
+        index: a :class:`~minidr.index.DenseIndex` over ``data.corpus``.
+        data, splits, k, cost: as in :func:`dense_runs`.
+    """
     runs = {}
     for split in splits:
         queries = data.splits[split].queries

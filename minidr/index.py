@@ -141,6 +141,31 @@ class DenseIndex:
         """Size of the serialized index (vectors or codes, centroids, codebooks), in bytes."""
         return int(faiss.serialize_index(self.index).nbytes)
 
+    def reconstruct_all(self) -> np.ndarray:
+        """The stored vectors as the index sees them, row ``i`` for ``ids[i]``.
+
+        ``"flat"``: exactly the embeddings it was built from. ``"ivfpq"``: their
+        reconstructions (IVF centroid + decoded PQ residual), the vectors whose
+        inner products the index actually returns as scores. LTRe trains a
+        query encoder against these to fit a compressed index.
+
+        An IVF index keeps its vectors in per-cell lists, so faiss needs a
+        *direct map* (row -> cell and offset) to fetch them by row; it is built
+        for the call and dropped afterwards, leaving the index (and
+        :attr:`memory_bytes`) as it was.
+
+        Shapes:
+            returns ``(n, d)`` float32.
+        """
+        n = self.index.ntotal
+        if self.kind != "ivfpq":
+            return self.index.reconstruct_n(0, n)                   # (n, d)
+        self.index.make_direct_map()
+        try:
+            return self.index.reconstruct_n(0, n)                   # (n, d)
+        finally:
+            self.index.make_direct_map(False)
+
     def search_rows(self, queries: np.ndarray, k: int,
                     batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` rows of highest inner product with each query (faiss numbering).

@@ -28,7 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["info_nce", "in_batch_targets", "ranknet", "embedding_stats"]
+__all__ = ["info_nce", "in_batch_targets", "ranknet", "reciprocal_rank", "delta_rr",
+           "embedding_stats"]
 
 
 def in_batch_targets(batch_size: int, group_size: int = 1,
@@ -117,8 +118,9 @@ def info_nce(scores: torch.Tensor, targets: torch.Tensor,
     return loss, stats
 
 
-def ranknet(pos_scores: torch.Tensor, neg_scores: torch.Tensor,
-            sigma: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+def ranknet(pos_scores: torch.Tensor, neg_scores: torch.Tensor, sigma: float = 1.0,
+            weights: torch.Tensor | None = None,
+            mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """RankNet: logistic loss on every (positive, negative) pair of a query.
 
     For a pair whose scores are ``s+`` and ``s-``, the model's probability that
@@ -127,37 +129,128 @@ def ranknet(pos_scores: torch.Tensor, neg_scores: torch.Tensor,
 
         loss = mean over pairs of  log(1 + exp(-sigma * (s+ - s-)))
 
+    With ``weights`` it becomes LambdaRank-style (LambdaLoss, as in ADORE):
+    each pair's loss is multiplied by ``w``, e.g. how much the metric would
+    change if the two passages swapped places (:func:`delta_rr`), and the sum
+    is still divided by the number of pairs (not by the sum of the weights)::
+
+        loss = sum over pairs of  w * log(1 + exp(-sigma * (s+ - s-)))  /  #pairs
+
+    This is the normalisation of ADORE's official code (per query: weighted sum
+    over pairs / number of pairs). Pairs whose weight is 0 still count in
+    ``#pairs``: they are real pairs that do not matter to the metric.
+
+    ``mask`` leaves pairs out altogether (loss, ``#pairs`` and stats), e.g. the
+    empty slots of a query that got fewer than ``K`` negatives.
+
     Args:
         pos_scores: the positive passage's score for each query.
         neg_scores: ``K`` negative passages' scores for each query.
         sigma: steepness of the sigmoid (Burges' sigma).
+        weights: optional non-negative weight of each pair (treated as a
+            constant: no gradient flows into it); ``None``: all 1.
+        mask: optional, ``True`` for the pairs that exist; ``None``: all of them.
 
     Shapes:
-        pos_scores ``(B,)``, neg_scores ``(B, K)``, loss ``()``.
+        pos_scores ``(B,)``, neg_scores ``(B, K)``, weights and mask ``(B, K)``,
+        loss ``()``.
 
     Returns:
-        ``(loss, stats)``; stats: ``pair_accuracy`` (fraction of pairs with
-        ``s+ > s-``), ``pos_score``, ``neg_score`` (means).
+        ``(loss, stats)``; stats (over the unmasked pairs): ``pair_accuracy``
+        (fraction of pairs with ``s+ > s-``), ``pos_score``, ``neg_score``
+        (means), and with ``weights`` also ``weight_mean``.
 
     References:
         Burges et al. (2005), Learning to Rank using Gradient Descent, ICML.
+        Burges (2010), From RankNet to LambdaRank to LambdaMART: An Overview,
+        MSR-TR-2010-82. Wang et al. (2018), The LambdaLoss Framework for Ranking
+        Metric Optimization, CIKM.
 
     Example::
 
         >>> loss, stats = ranknet(torch.tensor([1.0]), torch.tensor([[0.0, 1.0]]))
         >>> round(loss.item(), 4), stats["pair_accuracy"]  # (log(1+e^-1) + log 2) / 2
         (0.5032, 0.5)
+        >>> loss, _ = ranknet(torch.tensor([1.0]), torch.tensor([[0.0, 1.0]]),
+        ...                   weights=torch.tensor([[0.0, 1.0]]))
+        >>> round(loss.item(), 4)                          # (0 + log 2) / 2
+        0.3466
     """
     if pos_scores.ndim != 1 or neg_scores.ndim != 2 or neg_scores.shape[0] != pos_scores.shape[0]:
         raise ValueError(f"expected pos_scores (B,) and neg_scores (B, K), got "
                          f"{tuple(pos_scores.shape)} and {tuple(neg_scores.shape)}")
+    for name, extra in (("weights", weights), ("mask", mask)):
+        if extra is not None and extra.shape != neg_scores.shape:
+            raise ValueError(f"expected {name} {tuple(neg_scores.shape)}, got {tuple(extra.shape)}")
     margins = pos_scores[:, None] - neg_scores                   # (B, K)  s+ - s-
-    loss = F.softplus(-sigma * margins).mean()                   # softplus(x) = log(1 + e^x)
+    pair_loss = F.softplus(-sigma * margins)                     # (B, K)  softplus(x) = log(1 + e^x)
+    if weights is not None:
+        pair_loss = weights.detach() * pair_loss                 # (B, K)
+    if mask is None:
+        loss = pair_loss.mean()
+        mask = torch.ones_like(margins, dtype=torch.bool)        # (B, K), for the stats
+    else:
+        mask = mask.bool()
+        loss = torch.where(mask, pair_loss, 0.0).sum() / mask.sum().clamp(min=1)
     with torch.no_grad():
-        stats = {"pair_accuracy": (margins > 0).float().mean().item(),
+        stats = {"pair_accuracy": (margins[mask] > 0).float().mean().item(),
                  "pos_score": pos_scores.float().mean().item(),
-                 "neg_score": neg_scores.float().mean().item()}
+                 "neg_score": neg_scores[mask].float().mean().item()}
+        if weights is not None:
+            stats["weight_mean"] = weights[mask].float().mean().item()
     return loss, stats
+
+
+def reciprocal_rank(ranks: torch.Tensor, cutoff: int = 10) -> torch.Tensor:
+    """RR@cutoff of 1-based ranks: ``1 / r`` if ``1 <= r <= cutoff``, else 0.
+
+    A rank below 1 (e.g. ``-1``, "not retrieved") or beyond the cutoff counts 0,
+    as in MRR@10, MS MARCO passage's official metric.
+
+    Shapes:
+        ranks: any shape, integer or float; returns the same shape, float32.
+
+    Example::
+
+        >>> reciprocal_rank(torch.tensor([1, 4, 11, -1])).tolist()
+        [1.0, 0.25, 0.0, 0.0]
+    """
+    r = ranks.float()
+    return torch.where((r >= 1) & (r <= cutoff), 1.0 / r.clamp(min=1), 0.0)
+
+
+def delta_rr(pos_rank: torch.Tensor, neg_rank: torch.Tensor, cutoff: int = 10) -> torch.Tensor:
+    """|Change in RR@cutoff| if a query's positive and a negative swapped places.
+
+    ``|RR(pos_rank) - RR(neg_rank)|`` with :func:`reciprocal_rank`: the
+    LambdaRank weight of a (positive, negative) pair for the metric MRR@cutoff.
+    Pairs with both passages beyond the cutoff weigh 0 (swapping them changes
+    nothing); a negative ranked just above a positive at rank 2 weighs 1/2.
+
+    Args:
+        pos_rank: 1-based rank of each query's positive (``< 1``: not retrieved).
+        neg_rank: 1-based ranks of its negatives (``< 1``: missing).
+        cutoff: the metric's depth (10 for MRR@10).
+
+    Shapes:
+        pos_rank ``(B,)``, neg_rank ``(B, K)``; returns ``(B, K)`` float32.
+
+    References:
+        Burges (2010), From RankNet to LambdaRank to LambdaMART: An Overview.
+        Zhan et al. (2021), Optimizing Dense Retrieval Model Training with Hard
+        Negatives (ADORE), SIGIR: the weights of ``adore/train.py`` (``metric_weights``).
+
+    Example::
+
+        >>> delta_rr(torch.tensor([2, 12]), torch.tensor([[1, 4], [1, 11]])).tolist()
+        [[0.5, 0.25], [1.0, 0.0]]
+    """
+    if pos_rank.ndim != 1 or neg_rank.ndim != 2 or neg_rank.shape[0] != pos_rank.shape[0]:
+        raise ValueError(f"expected pos_rank (B,) and neg_rank (B, K), got "
+                         f"{tuple(pos_rank.shape)} and {tuple(neg_rank.shape)}")
+    rr_pos = reciprocal_rank(pos_rank, cutoff)                   # (B,)
+    rr_neg = reciprocal_rank(neg_rank, cutoff)                   # (B, K)
+    return (rr_pos[:, None] - rr_neg).abs()                      # (B, K)
 
 
 def embedding_stats(emb: torch.Tensor, prefix: str = "") -> dict[str, float]:

@@ -62,6 +62,7 @@ def environment() -> dict:
 def record_result(chapter: str, method: str, metrics: dict[str, dict[str, float]], profile,
                   cost: dict | None = None, params: dict | None = None,
                   teacher_labels: bool = False, data_source: str = "",
+                  curve: list[dict] | None = None,
                   directory: str | os.PathLike | None = None) -> Path:
     """Write one result record and return its path.
 
@@ -75,11 +76,15 @@ def record_result(chapter: str, method: str, metrics: dict[str, dict[str, float]
         params: hyper-parameters worth reproducing.
         teacher_labels: whether training used teacher-labeled queries.
         data_source: where MiniMARCO came from (``MiniMarco.source``).
+        curve: quality measured during training, one dict per point, e.g.
+            ``{"step": 100, "seconds": 412.0, "dl19 nDCG@10": 0.31}`` (the
+            efficiency plots of chapters 05-07 compare methods on it).
     """
     profile_name = getattr(profile, "name", profile)
     record = {"chapter": chapter, "method": method, "profile": profile_name,
               "metrics": metrics, "cost": cost or {}, "params": params or {},
               "teacher_labels": teacher_labels, "data_source": data_source,
+              "curve": curve or [],
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               **environment()}
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in method).strip("-")

@@ -26,16 +26,18 @@ import torch
 
 from .atomic import atomic_write_text
 from .cost import CostMeter
+from .dense import encode_corpus
 from .dpr import examples_qrels, train_dpr, training_examples
 from .models import BiEncoder
 from .negatives import bm25_negatives
 from .sparse import BM25, cache_root, corpus_fingerprint
 
-__all__ = ["RECIPE", "TEMPERATURE", "LR", "dpr_budget", "warmup_encoder"]
+__all__ = ["RECIPE", "TEMPERATURE", "LR", "SIGMA", "dpr_budget", "warmup_encoder"]
 
 RECIPE = {"pooling": "mean", "similarity": "cos"}   # chapter 04, "Two choices our backbone makes"
 TEMPERATURE = 0.05                                  # softmax temperature over cosines
 LR = 1e-4
+SIGMA = 1 / TEMPERATURE                             # RankNet's sigma on cosine scores (STAR, LTRe, ADORE): 20
 
 
 def dpr_budget(profile) -> tuple[int, int]:
@@ -45,7 +47,7 @@ def dpr_budget(profile) -> tuple[int, int]:
 
 def _key(data, profile, examples, steps: int, batch: int) -> str:
     h = hashlib.sha256(json.dumps({"backbone": profile.backbone, "steps": steps, "batch": batch,
-                                   "lr": LR, "tau": TEMPERATURE, **RECIPE}, sort_keys=True).encode())
+                                   "lr": LR, "tau": TEMPERATURE, "format": 2, **RECIPE}, sort_keys=True).encode())
     h.update(corpus_fingerprint(data.corpus).encode())
     for ex in examples:
         h.update(f"{ex.qid}\t{ex.positive}\t{ex.teacher}\n".encode())
@@ -65,7 +67,12 @@ def warmup_encoder(data, profile, teacher_labels=None, bm25: BM25 | None = None,
 
     Returns:
         ``(encoder, cost)``: the model in eval mode, and the cost summary of
-        its training (BM25 negatives included), as measured when it was trained.
+        its training (BM25 negatives included), as measured when it was
+        trained, plus ``corpus_encode_seconds``: the time of one encoding of
+        ``data.corpus`` by this model, done right after training. Its
+        embeddings go to the embedding cache, so chapters 05-07 read them back
+        with :func:`minidr.dense.encode_corpus` and charge this measured time
+        to the method that needs them (LTRe's fixed index, STAR's mining).
     """
     examples = training_examples(data, teacher_labels)
     steps, batch = dpr_budget(profile)
@@ -85,6 +92,11 @@ def warmup_encoder(data, profile, teacher_labels=None, bm25: BM25 | None = None,
     train_dpr(encoder, examples, data.corpus, steps=steps, batch_size=batch, lr=LR,
               temperature=TEMPERATURE, hard_negatives=negatives, n_hard=1, cost=cost)
     summary = cost.summary()
+    encoder.eval()
+    encode_cost = CostMeter()
+    with encode_cost:
+        encode_corpus(encoder, data.corpus, cache=cache)           # (N, H), into the cache
+    summary["corpus_encode_seconds"] = round(encode_cost.seconds, 2)
     if cache:
         encoder.save(folder)
         atomic_write_text(cost_file, json.dumps(summary, indent=2) + "\n")

@@ -115,3 +115,11 @@ def test_leaderboard_profile_filter_and_custom_columns(tmp_path):
 def test_empty_results_dir(tmp_path):
     assert load_results(tmp_path) == []
     assert len(leaderboard(tmp_path)) == 0
+
+
+def test_record_keeps_the_training_curve(tmp_path):
+    curve = [{"step": 0, "seconds": 0.0, "dl19 nDCG@10": 0.2}, {"step": 10, "seconds": 5.5, "dl19 nDCG@10": 0.3}]
+    path = record_result("05_ance", "ANCE", METRICS, "ci", curve=curve, directory=tmp_path)
+    assert json.loads(path.read_text())["curve"] == curve
+    plain = record_result("05_ance", "other", METRICS, "ci", directory=tmp_path)
+    assert json.loads(plain.read_text())["curve"] == []

@@ -1,0 +1,102 @@
+"""minidr.ance: refresh schedule, ANN negatives (never a positive), refreshes paid for, training runs."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from minidr.ance import ann_negatives, refresh_steps, train_ance
+from minidr.cost import CostMeter
+from minidr.dpr import examples_qrels, training_examples
+from minidr.models import BiEncoder
+from minidr.negatives import positives_of
+
+
+@pytest.fixture(scope="module")
+def small(ci):
+    """40 training pairs of the ci slice (queries with two positives first) and a
+    300-passage corpus holding their positives."""
+    examples = training_examples(ci)
+    n_pos = {}
+    for ex in examples:
+        n_pos[ex.qid] = n_pos.get(ex.qid, 0) + 1
+    examples = sorted(examples, key=lambda ex: -n_pos[ex.qid])[:40]    # stable: keeps pairs together
+    pids = list(dict.fromkeys([ex.positive for ex in examples] + list(ci.corpus)))[:300]
+    return examples, {pid: ci.corpus[pid] for pid in pids}
+
+
+@pytest.fixture
+def encoder(tiny_bert):
+    torch.manual_seed(0)
+    return BiEncoder.from_pretrained(tiny_bert, pooling="mean", similarity="cos", max_passage_len=64)
+
+
+def test_refresh_steps():
+    assert refresh_steps(5, 2) == [0, 2, 4]
+    assert refresh_steps(4, 2) == [0, 2]
+    assert refresh_steps(3, 10) == [0]
+    assert refresh_steps(0, 1) == []
+    with pytest.raises(ValueError, match="refresh_every"):
+        refresh_steps(5, 0)
+
+
+def test_ann_negatives_never_contain_positives(encoder, small):
+    examples, corpus = small
+    qrels = examples_qrels(examples)
+    assert any(len(rel) > 1 for rel in qrels.values())          # a query with two positives
+    cost = CostMeter()
+    # depth = the whole corpus: every positive is retrieved, so exclusion is really tested
+    negs = ann_negatives(encoder, examples, corpus, n=len(corpus), depth=len(corpus), cost=cost)
+    assert set(negs) == set(qrels)
+    for qid, pids in negs.items():
+        positives = positives_of(qrels, qid)
+        assert not positives & set(pids)
+        assert len(pids) == len(set(pids)) == len(corpus) - len(positives)
+    assert cost.counts["passages_encoded"] == len(corpus)
+    assert cost.counts["queries_encoded"] == len(qrels)
+    # cache=False: the next refresh pays again (the model may have changed)
+    ann_negatives(encoder, examples, corpus, n=5, depth=50, cost=cost)
+    assert cost.counts["passages_encoded"] == 2 * len(corpus)
+
+
+def test_ann_negatives_come_from_the_top_of_the_model_ranking(encoder, small):
+    examples, corpus = small
+    qrels = examples_qrels(examples)
+    top = ann_negatives(encoder, examples, corpus, n=len(corpus), depth=10)
+    for qid, pids in top.items():                                # top 10 minus positives
+        assert 10 - len(positives_of(qrels, qid)) <= len(pids) <= 10
+
+
+def test_train_ance_refreshes_on_schedule_and_pays_for_them(encoder, small):
+    examples, corpus = small
+    n_queries = len(examples_qrels(examples))
+    seen = []
+
+    class Watch:                                                  # which negatives each step used
+        def on_step_end(self, trainer, step, logs):
+            seen.append(trainer.make_batch.hard)
+
+    fresh = []                                                    # what on_refresh was given
+
+    def on_refresh(step, index, seconds):
+        fresh.append((step, len(index), seconds))
+
+    cost = CostMeter()
+    trainer = train_ance(encoder, examples, corpus, steps=5, refresh_every=2, batch_size=4,
+                         lr=1e-3, cost=cost, callbacks=[Watch()], device="cpu", on_refresh=on_refresh)
+    assert [r["step"] for r in trainer.refreshes] == refresh_steps(5, 2) == [0, 2, 4]
+    assert [r["passages_encoded"] for r in trainer.refreshes] == [len(corpus)] * 3
+    assert cost.counts["index_refreshes"] == 3
+    train_passages = 5 * 4 * 2                                   # steps * B * (1 + n_hard)
+    assert cost.counts["passages_encoded"] == 3 * len(corpus) + train_passages
+    assert cost.counts["queries_encoded"] == 3 * n_queries + 5 * 4
+    assert cost.seconds >= sum(r["seconds"] for r in trainer.refreshes) > 0
+    assert [(step, size) for step, size, _ in fresh] == [(0, len(corpus)), (2, len(corpus)), (4, len(corpus))]
+    assert 0 < fresh[0][2] < fresh[1][2] < fresh[2][2] <= cost.seconds
+    # Watch runs after the refresher, so it sees the negatives of the *next* step: the
+    # step-0 ones after step 1, step 2's refresh after steps 2-3, step 4's after steps 4-5
+    assert len(seen) == 5 and seen[1] is seen[2] and seen[3] is seen[4]
+    assert seen[0] is not seen[1] and seen[2] is not seen[3]
+    losses = [h["loss"] for h in trainer.history]
+    assert len(losses) == 5 and all(map(math.isfinite, losses))
