@@ -187,8 +187,8 @@ def dense_negative_rows(index, qids: list[str], q_emb: np.ndarray, qrels: Qrels,
     rows = np.full((len(qids), n), -1, dtype=np.int64)                  # (B, n)
     ranks = np.full((len(qids), n), -1, dtype=np.int64)                 # (B, n)
     for i, pos in enumerate(positives):
-        kept = [(rank, r) for rank, r in enumerate(found[i], start=1)
+        kept = [(place, r) for place, r in enumerate(found[i], start=1)   # place: 1-based rank
                 if r >= 0 and index.ids[r] not in pos][:n]
-        for j, (rank, r) in enumerate(kept):
-            rows[i, j], ranks[i, j] = r, rank
+        for j, (place, r) in enumerate(kept):
+            rows[i, j], ranks[i, j] = r, place
     return rows, ranks

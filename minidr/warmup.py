@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import torch
 
 from .atomic import atomic_write_text
 from .cost import CostMeter
 from .dense import encode_corpus
+from .index import cached_embeddings, embedding_key
 from .dpr import examples_qrels, train_dpr, training_examples
 from .models import BiEncoder
 from .negatives import bm25_negatives
@@ -47,7 +47,7 @@ def dpr_budget(profile) -> tuple[int, int]:
 
 def _key(data, profile, examples, steps: int, batch: int) -> str:
     h = hashlib.sha256(json.dumps({"backbone": profile.backbone, "steps": steps, "batch": batch,
-                                   "lr": LR, "tau": TEMPERATURE, "format": 2, **RECIPE}, sort_keys=True).encode())
+                                   "lr": LR, "tau": TEMPERATURE, "format": 3, **RECIPE}, sort_keys=True).encode())
     h.update(corpus_fingerprint(data.corpus).encode())
     for ex in examples:
         h.update(f"{ex.qid}\t{ex.positive}\t{ex.teacher}\n".encode())
@@ -94,9 +94,11 @@ def warmup_encoder(data, profile, teacher_labels=None, bm25: BM25 | None = None,
     summary = cost.summary()
     encoder.eval()
     encode_cost = CostMeter()
-    with encode_cost:
-        encode_corpus(encoder, data.corpus, cache=cache)           # (N, H), into the cache
+    with encode_cost:                                                 # really encode, to time it
+        emb = encode_corpus(encoder, data.corpus, cache=False)       # (N, H)
     summary["corpus_encode_seconds"] = round(encode_cost.seconds, 2)
+    if cache:                                                         # then chapters 05-07 read it back
+        cached_embeddings(embedding_key(encoder.fingerprint(), corpus_fingerprint(data.corpus)), lambda: emb)
     if cache:
         encoder.save(folder)
         atomic_write_text(cost_file, json.dumps(summary, indent=2) + "\n")

@@ -117,3 +117,36 @@ def tiny_bert(tmp_path_factory):
     BertForMaskedLM(config).half().save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def one_faiss_thread():
+    """One OpenMP thread: on a busy 2-core machine faiss (k-means, search) is faster with 1 than 2."""
+    import faiss
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small(ci):
+    """40 training pairs of the ci slice (queries with two positives first) and a
+    300-passage corpus holding their positives."""
+    from minidr.dpr import training_examples
+    examples = training_examples(ci)
+    n_pos = {}
+    for ex in examples:
+        n_pos[ex.qid] = n_pos.get(ex.qid, 0) + 1
+    examples = sorted(examples, key=lambda ex: -n_pos[ex.qid])[:40]    # stable: keeps pairs together
+    pids = list(dict.fromkeys([ex.positive for ex in examples] + list(ci.corpus)))[:300]
+    return examples, {pid: ci.corpus[pid] for pid in pids}
+
+
+@pytest.fixture
+def encoder(tiny_bert):
+    """A tiny mean-pooled cosine BiEncoder (the book's recipe) on ``tiny_bert``."""
+    import torch
+    from minidr.models import BiEncoder
+    torch.manual_seed(0)
+    return BiEncoder.from_pretrained(tiny_bert, pooling="mean", similarity="cos", max_passage_len=64)

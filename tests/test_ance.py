@@ -4,32 +4,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from minidr.ance import ann_negatives, refresh_steps, train_ance
 from minidr.cost import CostMeter
-from minidr.dpr import examples_qrels, training_examples
-from minidr.models import BiEncoder
+from minidr.dpr import examples_qrels
 from minidr.negatives import positives_of
-
-
-@pytest.fixture(scope="module")
-def small(ci):
-    """40 training pairs of the ci slice (queries with two positives first) and a
-    300-passage corpus holding their positives."""
-    examples = training_examples(ci)
-    n_pos = {}
-    for ex in examples:
-        n_pos[ex.qid] = n_pos.get(ex.qid, 0) + 1
-    examples = sorted(examples, key=lambda ex: -n_pos[ex.qid])[:40]    # stable: keeps pairs together
-    pids = list(dict.fromkeys([ex.positive for ex in examples] + list(ci.corpus)))[:300]
-    return examples, {pid: ci.corpus[pid] for pid in pids}
-
-
-@pytest.fixture
-def encoder(tiny_bert):
-    torch.manual_seed(0)
-    return BiEncoder.from_pretrained(tiny_bert, pooling="mean", similarity="cos", max_passage_len=64)
 
 
 def test_refresh_steps():

@@ -10,14 +10,7 @@ import pytest
 import minidr.index
 from minidr.index import DenseIndex, cached_embeddings, embedding_key, ivfpq_defaults
 
-
-@pytest.fixture(autouse=True)
-def one_faiss_thread():
-    """One OpenMP thread: on a busy 2-core machine k-means is ~4x faster than with 2."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def clustered(n: int, d: int, seed: int) -> np.ndarray:

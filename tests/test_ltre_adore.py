@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import faiss
 import numpy as np
 import pytest
 import torch
@@ -20,14 +19,7 @@ from minidr.ltre import QueryBatches, fixed_index_loss, train_ltre
 from minidr.models import BiEncoder
 from minidr.negatives import dense_negative_rows
 
-
-@pytest.fixture(autouse=True)
-def one_faiss_thread():
-    """One OpenMP thread: on a busy 2-core machine faiss is faster with 1 than with 2."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
