@@ -33,11 +33,11 @@ import torch
 
 from .cost import CostMeter
 from .dense import encode_corpus
-from .dpr import DPRBatches, Example, dpr_loss, examples_qrels
+from .dpr import DPRBatches, Example, dpr_loss, examples_qrels, metered_trainer
 from .formats import Corpus
 from .index import DenseIndex
 from .negatives import top_k_negatives
-from .train import TrainConfig, Trainer
+from .train import Trainer
 from .warmup import LR, TEMPERATURE
 
 __all__ = ["refresh_steps", "ann_index", "ann_negatives", "train_ance"]
@@ -202,15 +202,9 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int, ref
     batches = DPRBatches(encoder, examples, corpus, batch_size, hard_negatives={}, n_hard=n_hard,
                          seed=seed)
 
-    def compute_loss(model, batch):
-        cost.add(queries_encoded=batch["queries"]["input_ids"].shape[0],
-                 passages_encoded=batch["passages"]["input_ids"].shape[0])
-        return dpr_loss(model, batch, temperature)
-
-    config = TrainConfig(steps=steps, lr=lr, seed=seed, device=device)
     refresher = _ANNRefresh(batches, examples, corpus, schedule, n, depth, seed, cost, on_refresh)
-    trainer = Trainer(encoder, compute_loss, batches, config, callbacks=[refresher, *callbacks],
-                      cost=cost)
+    trainer = metered_trainer(encoder, batches, lambda m, b: dpr_loss(m, b, temperature), steps, lr,
+                              seed, cost, [refresher, *callbacks], device)
     trainer.refreshes = refresher.refreshes
     if schedule:
         with cost:                       # the step-0 refresh, on the trainer's device

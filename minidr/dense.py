@@ -17,7 +17,7 @@ from .formats import Corpus, Run
 from .index import DenseIndex, cached_embeddings, embedding_key
 from .sparse import corpus_fingerprint
 
-__all__ = ["encode_corpus", "dense_runs", "search_splits"]
+__all__ = ["encode_corpus", "corpus_cache_key", "dense_runs", "search_splits"]
 
 
 def encode_corpus(encoder, corpus: Corpus, cache: bool = True, cost: CostMeter | None = None,
@@ -38,7 +38,12 @@ def encode_corpus(encoder, corpus: Corpus, cache: bool = True, cost: CostMeter |
 
     if not cache:
         return compute()
-    return cached_embeddings(embedding_key(encoder.fingerprint(), corpus_fingerprint(corpus)), compute)
+    return cached_embeddings(corpus_cache_key(encoder, corpus), compute)
+
+
+def corpus_cache_key(encoder, corpus: Corpus) -> str:
+    """The embedding-cache key of ``corpus`` encoded by ``encoder`` (model and corpus fingerprints)."""
+    return embedding_key(encoder.fingerprint(), corpus_fingerprint(corpus))
 
 
 def dense_runs(encoder, data, splits=("dl19", "dev"), k: int = 1000, kind: str = "flat",

@@ -29,7 +29,8 @@ from .formats import Corpus, Qrels
 from .losses import embedding_stats, in_batch_targets, info_nce
 from .train import TrainConfig, Trainer
 
-__all__ = ["Example", "training_examples", "examples_qrels", "DPRBatches", "dpr_loss", "train_dpr"]
+__all__ = ["Example", "training_examples", "examples_qrels", "DPRBatches", "dpr_loss", "train_dpr",
+           "metered_trainer"]
 
 
 @dataclass(frozen=True)
@@ -179,15 +180,37 @@ def train_dpr(encoder, examples: list[Example], corpus: Corpus, steps: int, batc
         Karpukhin et al. (2020), Dense Passage Retrieval for Open-Domain Question Answering, EMNLP.
     """
     batches = DPRBatches(encoder, examples, corpus, batch_size, hard_negatives, n_hard, seed)
+    trainer = metered_trainer(encoder, batches, lambda m, b: dpr_loss(m, b, temperature), steps, lr,
+                              seed, cost, callbacks, device, checkpoint_dir)
+    trainer.fit()
+    return trainer
+
+
+def metered_trainer(encoder, batches, loss, steps: int, lr: float, seed: int = 0,
+                    cost: CostMeter | None = None, callbacks=(), device: str | None = None,
+                    checkpoint_dir: str | None = None) -> Trainer:
+    """A :class:`~minidr.train.Trainer` (not started) over :class:`DPRBatches`-shaped batches.
+
+    Shared by DPR, ANCE and STAR, which differ only in their negatives and
+    their ``loss``: every step charges ``cost`` the queries and passages the
+    batch encodes.
+
+    Args:
+        encoder: the :class:`~minidr.models.BiEncoder` to train.
+        batches: ``batches(i) -> {"queries": tokens (B, Lq), "passages": tokens (B*G, Lp), ...}``.
+        loss: ``loss(model, batch) -> (loss, stats)``, e.g. :func:`dpr_loss`.
+        steps, lr, seed, device: see :class:`~minidr.train.TrainConfig`.
+        cost: a :class:`~minidr.cost.CostMeter` (a new one if ``None``).
+        callbacks: trainer callbacks.
+        checkpoint_dir: resume point (a checkpoint every ``max(steps // 5, 50)`` steps).
+    """
     cost = cost or CostMeter()
 
     def compute_loss(model, batch):
         cost.add(queries_encoded=batch["queries"]["input_ids"].shape[0],
                  passages_encoded=batch["passages"]["input_ids"].shape[0])
-        return dpr_loss(model, batch, temperature)
+        return loss(model, batch)
 
     config = TrainConfig(steps=steps, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
                          checkpoint_every=max(steps // 5, 50) if checkpoint_dir else 0, device=device)
-    trainer = Trainer(encoder, compute_loss, batches, config, callbacks=callbacks, cost=cost)
-    trainer.fit()
-    return trainer
+    return Trainer(encoder, compute_loss, batches, config, callbacks=callbacks, cost=cost)

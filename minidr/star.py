@@ -56,10 +56,10 @@ import torch
 
 from .ance import ann_negatives
 from .cost import CostMeter
-from .dpr import DPRBatches, Example
+from .dpr import DPRBatches, Example, metered_trainer
 from .formats import Corpus
 from .losses import embedding_stats, ranknet
-from .train import TrainConfig, Trainer
+from .train import Trainer
 from .warmup import LR, SIGMA
 
 __all__ = ["SIGMA", "static_negatives", "star_scores_loss", "star_loss", "train_star"]
@@ -182,14 +182,7 @@ def train_star(encoder, examples: list[Example], corpus: Corpus, negatives: dict
         raise ValueError("STAR needs static hard negatives (see static_negatives)")
     batches = DPRBatches(encoder, examples, corpus, batch_size, hard_negatives=negatives,
                          n_hard=1, seed=seed)
-    cost = cost or CostMeter()
-
-    def compute_loss(model, batch):
-        cost.add(queries_encoded=batch["queries"]["input_ids"].shape[0],
-                 passages_encoded=batch["passages"]["input_ids"].shape[0])
-        return star_loss(model, batch, alpha, sigma)
-
-    config = TrainConfig(steps=steps, lr=lr, seed=seed, device=device)
-    trainer = Trainer(encoder, compute_loss, batches, config, callbacks=callbacks, cost=cost)
+    trainer = metered_trainer(encoder, batches, lambda m, b: star_loss(m, b, alpha, sigma), steps, lr,
+                              seed, cost, callbacks, device)
     trainer.fit()
     return trainer

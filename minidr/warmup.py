@@ -25,8 +25,8 @@ import torch
 
 from .atomic import atomic_write_text
 from .cost import CostMeter
-from .dense import encode_corpus
-from .index import cached_embeddings, embedding_key
+from .dense import corpus_cache_key, encode_corpus
+from .index import cached_embeddings
 from .dpr import examples_qrels, train_dpr, training_examples
 from .models import BiEncoder
 from .negatives import bm25_negatives
@@ -98,7 +98,7 @@ def warmup_encoder(data, profile, teacher_labels=None, bm25: BM25 | None = None,
         emb = encode_corpus(encoder, data.corpus, cache=False)       # (N, H)
     summary["corpus_encode_seconds"] = round(encode_cost.seconds, 2)
     if cache:                                                         # then chapters 05-07 read it back
-        cached_embeddings(embedding_key(encoder.fingerprint(), corpus_fingerprint(data.corpus)), lambda: emb)
+        cached_embeddings(corpus_cache_key(encoder, data.corpus), lambda: emb)
     if cache:
         encoder.save(folder)
         atomic_write_text(cost_file, json.dumps(summary, indent=2) + "\n")
