@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -65,30 +66,44 @@ def book(env: dict) -> None:
 
 
 def test(env: dict) -> None:
+    """Unit tests and doctests, every notebook under nbval, the expected scores, the book."""
     py = BIN / "python"
-    sh(py, "-m", "pytest", "tests", "-q", env=env)
+    sh(py, "-m", "pytest", "tests", "minidr", "--doctest-modules", "-q", env=env)
+    results = ROOT / "_build" / "ci-results"          # this run's records, nothing stale
+    shutil.rmtree(results, ignore_errors=True)
+    nb_env = {**env, "MINIDR_RESULTS": str(results), "MINIDR_PROGRESS": "final"}
     sh(py, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-       f"--nbval-cell-timeout={CELL_TIMEOUT}", "-p", "no:cacheprovider", "notebooks", "-q", env=env)
+       f"--nbval-cell-timeout={CELL_TIMEOUT}", "-p", "no:cacheprovider", "notebooks", "-q",
+       env=nb_env)
+    sh(py, "-m", "minidr", "check-scores", "--profile", env.get("MINIDR_PROFILE", "ci"),
+       "--results", results, env=env)
     book(env)
 
 
 EXECUTE = """
 import sys, time, nbformat
 from nbclient import NotebookClient
+from minidr.core.notebook_outputs import clean_outputs
 for path in sys.argv[1:]:
     nb = nbformat.read(path, as_version=4)
     start = time.time()
     NotebookClient(nb, timeout=None, kernel_name="python3",
                    resources={"metadata": {"path": "notebooks"}}).execute()
+    clean_outputs(nb)
     nbformat.write(nb, path)
     print(f"executed {path} in {time.time() - start:.0f} s", flush=True)
 """
 
 
 def execute(env: dict, notebooks: list[str]) -> None:
-    """Run notebooks in place under $MINIDR_PROFILE (default cpu): the outputs the book shows."""
-    paths = notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb"))
-    sh(BIN / "python", "-c", EXECUTE, *paths, env=env)
+    """Run notebooks in place under $MINIDR_PROFILE (default cpu): the outputs the book shows.
+
+    Loops print one final line each (MINIDR_PROGRESS=final), and the saved
+    outputs are cleaned of any progress stream a library still wrote.
+    """
+    paths = notebooks or sorted(str(p.relative_to(ROOT))
+                                for p in (ROOT / "notebooks").glob("*.ipynb"))
+    sh(BIN / "python", "-c", EXECUTE, *paths, env={**env, "MINIDR_PROGRESS": "final"})
 
 
 def main(argv: list[str]) -> int:

@@ -7,6 +7,7 @@ Commands:
     subset       rebuild data/minimarco id lists from a MiniMARCO directory (maintainers)
     pretrain     MLM-pretrain a small BERT backbone on MiniMARCO into data/models/<arch>
     teacher-labels  label unlabeled train queries with the teacher (all-MiniLM-L6-v2)
+    check-scores    compare the chapters' result records with data/expected/<profile>.yaml
 """
 from __future__ import annotations
 
@@ -45,14 +46,14 @@ def _leaderboard(args) -> None:
 
 
 def _subset(args) -> None:
-    from .subset import build_ids
+    from .data.minimarco import build_ids
 
     print("wrote", build_ids(args.data))
 
 
 def _pretrain(args) -> None:
     from . import load_minimarco
-    from .pretrain import pretrain
+    from .methods.mlm import pretrain
 
     data = load_minimarco(args.data, args.slice)
     out = pretrain(data, arch=args.arch, steps=args.steps, batch_size=args.batch_size,
@@ -65,11 +66,30 @@ def _teacher_labels(args) -> None:
     from pathlib import Path
 
     from . import load_minimarco
-    from .teacher_labels import build_teacher_labels
+    from .core.paths import teacher_dir
+    from .substrate.teacher_labels import build_teacher_labels
 
     data = load_minimarco(args.data, args.slice)
-    out = Path(args.out or Path(__file__).resolve().parent.parent / "data" / "teacher")
+    out = Path(args.out or teacher_dir())
     print("wrote", build_teacher_labels(data, out, min_margin=args.min_margin))
+
+
+def _check_scores(args) -> int:
+    from .evaluation.expected import check_scores, write_expected
+
+    if args.update:
+        print("wrote", write_expected(args.profile, args.results))
+        return 0
+    checks = check_scores(args.profile, args.results)
+    for c in checks:
+        print(c.line())
+    failed = sum(not c.ok for c in checks)
+    print(f"{len(checks) - failed} passed, {failed} failed")
+    if failed:
+        print("A chapter's result moved (or a record is missing). If the change is meant, run "
+              f"`python -m minidr check-scores --profile {args.profile} --update` and say why.",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,13 +133,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep a label when top1 - top2 >= this (default: calibrated, see the card)")
     p.add_argument("--out", help="output folder (default: data/teacher)")
     p.set_defaults(func=_teacher_labels)
+    p = sub.add_parser("check-scores", help="check result records against the expected scores")
+    p.add_argument("--profile", default="ci")
+    p.add_argument("--results", help="results folder (default: $MINIDR_RESULTS or results/)")
+    p.add_argument("--update", action="store_true", help="write the current records as expected")
+    p.set_defaults(func=_check_scores)
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except (ValueError, FileNotFoundError, KeyError) as e:  # clear messages, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

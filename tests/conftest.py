@@ -59,7 +59,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def full(data_dir):
     """The full MiniMARCO, loaded once per session (~3 s)."""
-    from minidr.data import load_minimarco
+    from minidr.data.minimarco import load_minimarco
 
     return load_minimarco(data_dir, "full")
 
@@ -67,7 +67,7 @@ def full(data_dir):
 @pytest.fixture(scope="session")
 def ci(data_dir):
     """The ``ci`` slice of MiniMARCO, loaded once per session."""
-    from minidr.data import load_minimarco
+    from minidr.data.minimarco import load_minimarco
 
     return load_minimarco(data_dir, "ci")
 
@@ -107,7 +107,7 @@ def tiny_bert(tmp_path_factory):
     import torch
     from transformers import BertConfig, BertForMaskedLM
 
-    from minidr.pretrain import wordpiece_tokenizer
+    from minidr.models.backbones import wordpiece_tokenizer
 
     tok = wordpiece_tokenizer()
     torch.manual_seed(0)
@@ -133,7 +133,7 @@ def one_faiss_thread():
 def small(ci):
     """40 training pairs of the ci slice (queries with two positives first) and a
     300-passage corpus holding their positives."""
-    from minidr.dpr import training_examples
+    from minidr.training.batches import training_examples
     examples = training_examples(ci)
     n_pos = {}
     for ex in examples:
@@ -147,6 +147,6 @@ def small(ci):
 def encoder(tiny_bert):
     """A tiny mean-pooled cosine BiEncoder (the book's recipe) on ``tiny_bert``."""
     import torch
-    from minidr.models import BiEncoder
+    from minidr.models.bi_encoder import BiEncoder
     torch.manual_seed(0)
     return BiEncoder.from_pretrained(tiny_bert, pooling="mean", similarity="cos", max_passage_len=64)

@@ -5,10 +5,11 @@ import math
 
 import pytest
 
-from minidr.ance import ann_negatives, refresh_steps, train_ance
-from minidr.cost import CostMeter
-from minidr.dpr import examples_qrels
-from minidr.negatives import positives_of
+from minidr.methods.ance import refresh_steps, train_ance
+from minidr.training.mining import ann_negatives
+from minidr.core.cost import CostMeter
+from minidr.training.batches import examples_qrels
+from minidr.training.negatives import positives_of
 
 
 def test_refresh_steps():
@@ -54,7 +55,7 @@ def test_train_ance_refreshes_on_schedule_and_pays_for_them(encoder, small):
 
     class Watch:                                                  # which negatives each step used
         def on_step_end(self, trainer, step, logs):
-            seen.append(trainer.make_batch.hard)
+            seen.append(trainer.make_batch.hard_negatives)
 
     fresh = []                                                    # what on_refresh was given
 
@@ -62,15 +63,15 @@ def test_train_ance_refreshes_on_schedule_and_pays_for_them(encoder, small):
         fresh.append((step, len(index), seconds))
 
     cost = CostMeter()
-    trainer = train_ance(encoder, examples, corpus, steps=5, refresh_every=2, batch_size=4,
+    trainer, refreshes = train_ance(encoder, examples, corpus, steps=5, refresh_every=2, batch_size=4,
                          lr=1e-3, cost=cost, callbacks=[Watch()], device="cpu", on_refresh=on_refresh)
-    assert [r["step"] for r in trainer.refreshes] == refresh_steps(5, 2) == [0, 2, 4]
-    assert [r["passages_encoded"] for r in trainer.refreshes] == [len(corpus)] * 3
+    assert [r["step"] for r in refreshes] == refresh_steps(5, 2) == [0, 2, 4]
+    assert [r["passages_encoded"] for r in refreshes] == [len(corpus)] * 3
     assert cost.counts["index_refreshes"] == 3
     train_passages = 5 * 4 * 2                                   # steps * B * (1 + n_hard)
     assert cost.counts["passages_encoded"] == 3 * len(corpus) + train_passages
     assert cost.counts["queries_encoded"] == 3 * n_queries + 5 * 4
-    assert cost.seconds >= sum(r["seconds"] for r in trainer.refreshes) > 0
+    assert cost.seconds >= sum(r["seconds"] for r in refreshes) > 0
     assert [(step, size) for step, size, _ in fresh] == [(0, len(corpus)), (2, len(corpus)), (4, len(corpus))]
     assert 0 < fresh[0][2] < fresh[1][2] < fresh[2][2] <= cost.seconds
     # Watch runs after the refresher, so it sees the negatives of the *next* step: the

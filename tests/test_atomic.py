@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from minidr.atomic import atomic_dir, atomic_write_text
+from minidr.core.atomic import atomic_dir, atomic_write_text
 
 
 def test_atomic_write_text_writes_and_creates_parents(tmp_path):

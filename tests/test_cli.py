@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-import minidr.config
+import minidr.core.config
 from minidr.__main__ import main
-from minidr.formats import read_trec_run
-from minidr.results import record_result
+from minidr.data.formats import read_trec_run
+from minidr.core.results import record_result
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def test_module_entry_point_exit_status():
 
 
 def test_gpu_profile_without_gpu_exits_2(capsys, monkeypatch):
-    monkeypatch.setattr(minidr.config, "_cuda_available", lambda: False)
+    monkeypatch.setattr(minidr.core.config, "_cuda_available", lambda: False)
     assert main(["info", "--profile", "gpu"]) == 2
     assert "GPU" in capsys.readouterr().err
 

@@ -5,18 +5,18 @@ import dataclasses
 
 import pytest
 
-import minidr.config
-from minidr.config import PROFILES, Profile, ProfileError, get_profile
+import minidr.core.config
+from minidr.core.config import PROFILES, Profile, ProfileError, get_profile
 
 
 @pytest.fixture
 def no_cuda(monkeypatch):
-    monkeypatch.setattr(minidr.config, "_cuda_available", lambda: False)
+    monkeypatch.setattr(minidr.core.config, "_cuda_available", lambda: False)
 
 
 @pytest.fixture
 def with_cuda(monkeypatch):
-    monkeypatch.setattr(minidr.config, "_cuda_available", lambda: True)
+    monkeypatch.setattr(minidr.core.config, "_cuda_available", lambda: True)
 
 
 @pytest.fixture(autouse=True)
@@ -110,4 +110,4 @@ def test_gpu_profile_with_cuda(name, with_cuda):
 
 
 def test_cuda_available_returns_a_bool():
-    assert isinstance(minidr.config._cuda_available(), bool)
+    assert isinstance(minidr.core.config._cuda_available(), bool)

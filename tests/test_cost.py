@@ -6,15 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
-import minidr.cost
-from minidr.cost import CostMeter
+import minidr.core.cost
+from minidr.core.cost import CostMeter
 
 
 @pytest.fixture
 def clock(monkeypatch):
     """A fake perf_counter for minidr.cost only: returns the queued readings."""
     readings = []
-    monkeypatch.setattr(minidr.cost, "time", SimpleNamespace(perf_counter=lambda: readings.pop(0)))
+    monkeypatch.setattr(minidr.core.cost, "time", SimpleNamespace(perf_counter=lambda: readings.pop(0)))
     return readings
 
 

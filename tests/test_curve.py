@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from minidr.curve import QualityCurve, time_to_reach
+from minidr.evaluation.curve import QualityCurve, time_to_reach
 
 
 def test_measuring_time_is_left_out_of_the_clock():

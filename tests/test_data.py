@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import minidr.data
-from minidr.data import IRDS, RUN_NAMES, DataNotFoundError, load_minimarco
-from minidr.formats import DataFormatError, rank, read_qrels
+import minidr.data.minimarco
+from minidr.data.minimarco import DataNotFoundError, IRDS, RUN_NAMES, load_minimarco
+from minidr.data.formats import DataFormatError, rank, read_qrels
 
 
 # --- the full MiniMARCO ------------------------------------------------------------------
@@ -318,7 +318,7 @@ def test_ir_datasets_route_equals_local_route(monkeypatch, data_dir, ci):
         return datasets[name]  # KeyError for a name ir_datasets does not know either
 
     monkeypatch.delenv("MINIDR_DATA", raising=False)
-    monkeypatch.setattr(minidr.data, "_ir_datasets_load", fake_load)
+    monkeypatch.setattr(minidr.data.minimarco, "_ir_datasets_load", fake_load)
     mm = load_minimarco(None, "ci")
 
     assert set(requested) == set(IRDS.values())
@@ -339,7 +339,7 @@ def test_env_var_wins_over_ir_datasets(monkeypatch, data_dir):
         raise AssertionError("must not download when MINIDR_DATA is set")
 
     monkeypatch.setenv("MINIDR_DATA", str(data_dir))
-    monkeypatch.setattr(minidr.data, "_ir_datasets_load", no_download)
+    monkeypatch.setattr(minidr.data.minimarco, "_ir_datasets_load", no_download)
     mm = load_minimarco(None, "ci")
     assert mm.source == str(data_dir)
     assert len(mm.corpus) == 3_000
@@ -350,7 +350,7 @@ def test_ir_datasets_offline_error_says_how_to_fix(monkeypatch):
         raise ConnectionError("network is unreachable")
 
     monkeypatch.delenv("MINIDR_DATA", raising=False)
-    monkeypatch.setattr(minidr.data, "_ir_datasets_load", offline)
+    monkeypatch.setattr(minidr.data.minimarco, "_ir_datasets_load", offline)
     with pytest.raises(DataNotFoundError) as e:
         load_minimarco(None, "ci")
     msg = str(e.value)

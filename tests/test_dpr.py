@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from minidr.dpr import DPRBatches, Example, dpr_loss, examples_qrels, train_dpr, training_examples
-from minidr.models import BiEncoder
-from minidr.negatives import bm25_negatives
+from minidr.methods.dpr import dpr_loss, train_dpr
+from minidr.training.batches import PairBatch, Example, GroupedBatches, examples_qrels, training_examples
+from minidr.models.bi_encoder import BiEncoder
+from minidr.training.negatives import bm25_negatives
 
 CORPUS = {str(i): f"passage number {i} about topic {i % 7} and words {i * 3}" for i in range(40)}
 EXAMPLES = [Example(str(q), f"what about topic {q % 7} number {q}", str(q)) for q in range(12)]
@@ -33,12 +34,12 @@ def test_training_examples_from_judgments_and_teacher(ci):
 
 def test_batches_layout_and_determinism(encoder):
     hard = {ex.qid: [p for p in CORPUS if p != ex.positive][:5] for ex in EXAMPLES}
-    batches = DPRBatches(encoder, EXAMPLES, CORPUS, batch_size=4, hard_negatives=hard, n_hard=2, seed=3)
+    batches = GroupedBatches(encoder, EXAMPLES, CORPUS, batch_size=4, hard_negatives=hard, n_hard=2, seed=3)
     b = batches(5)
-    assert b["group"] == 3
-    assert b["queries"]["input_ids"].shape[0] == 4 and b["passages"]["input_ids"].shape[0] == 12
-    again = DPRBatches(encoder, EXAMPLES, CORPUS, batch_size=4, hard_negatives=hard, n_hard=2, seed=3)(5)
-    assert torch.equal(b["passages"]["input_ids"], again["passages"]["input_ids"])
+    assert b.group == 3
+    assert b.queries["input_ids"].shape[0] == 4 and b.passages["input_ids"].shape[0] == 12
+    again = GroupedBatches(encoder, EXAMPLES, CORPUS, batch_size=4, hard_negatives=hard, n_hard=2, seed=3)(5)
+    assert torch.equal(b.passages["input_ids"], again.passages["input_ids"])
     # one epoch visits every example exactly once
     seen = [ex.qid for i in range(3) for ex in batches.select(i)]
     assert sorted(seen) == sorted(ex.qid for ex in EXAMPLES)
@@ -47,11 +48,11 @@ def test_batches_layout_and_determinism(encoder):
 def test_hard_negatives_never_the_positive(encoder):
     # a pool that is mostly the positive itself, and too small: the filler must avoid it too
     hard = {ex.qid: [ex.positive, ex.positive] for ex in EXAMPLES}
-    batches = DPRBatches(encoder, EXAMPLES, CORPUS, batch_size=4, hard_negatives=hard, n_hard=3)
+    batches = GroupedBatches(encoder, EXAMPLES, CORPUS, batch_size=4, hard_negatives=hard, n_hard=3)
     tok = encoder.tokenizer
     for i in range(6):
         chosen = batches.select(i)
-        texts = tok.batch_decode(batches(i)["passages"]["input_ids"], skip_special_tokens=True)
+        texts = tok.batch_decode(batches(i).passages["input_ids"], skip_special_tokens=True)
         for j, ex in enumerate(chosen):
             group = texts[j * 4:(j + 1) * 4]
             assert group[0] == CORPUS[ex.positive].lower()
@@ -65,10 +66,10 @@ def test_bm25_style_negatives_exclude_positives():
 
 
 def test_dpr_loss_is_the_in_batch_softmax(encoder):
-    batch = DPRBatches(encoder, EXAMPLES, CORPUS, batch_size=4)(0)
+    batch = GroupedBatches(encoder, EXAMPLES, CORPUS, batch_size=4)(0)
     loss, stats = dpr_loss(encoder, batch)
-    q = encoder.encode_query(**batch["queries"])
-    p = encoder.encode_passage(**batch["passages"])
+    q = encoder.encode_query(**batch.queries)
+    p = encoder.encode_passage(**batch.passages)
     scores = q @ p.T                                       # (4, 4)
     expected = sum(-scores[i, i] + torch.logsumexp(scores[i], 0) for i in range(4)) / 4
     assert math.isclose(loss.item(), expected.item(), rel_tol=1e-5)
@@ -87,7 +88,9 @@ def test_train_dpr_learns_and_counts(encoder):
 
 
 def test_cross_encoder_trains_on_the_same_groups_and_reranks(tiny_bert):
-    from minidr.cross_encoder import CrossEncoder, cross_encoder_loss, rerank, train_cross_encoder
+    from minidr.methods.bert_cat import cross_encoder_loss, train_cross_encoder
+    from minidr.models.cross_encoder import CrossEncoder
+    from minidr.retrieval.rerank import rerank
 
     torch.manual_seed(0)
     ce = CrossEncoder.from_pretrained(tiny_bert)
@@ -100,7 +103,7 @@ def test_cross_encoder_trains_on_the_same_groups_and_reranks(tiny_bert):
     # the loss is a softmax over each group with the positive first
     ce.eval()  # no dropout: the two forward passes below must agree
     pairs = ce.tokenize(["q a", "q a", "q b", "q b"], ["p1", "n1", "p2", "n2"])
-    loss, _ = cross_encoder_loss(ce, {"pairs": pairs, "group": 2})
+    loss, _ = cross_encoder_loss(ce, PairBatch(pairs, 2))
     s = ce(**pairs).view(2, 2)
     assert math.isclose(loss.item(), torch.nn.functional.cross_entropy(s, torch.zeros(2, dtype=torch.long)).item(),
                         rel_tol=1e-5)

@@ -6,9 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from minidr.data import Split
-from minidr.evaluate import (MEASURE_NAMES, compare, evaluate, evaluate_splits, measures_for,
-                             per_query)
+from minidr.data.minimarco import Split
+from minidr.evaluation.metrics import MEASURE_NAMES, compare, evaluate, evaluate_splits, measures_for, per_query
 
 # The README of the data directory: (nDCG@10, RR@10 at rel>=2, R@100 at rel>=2) on DL19.
 # Two of its figures were rounded twice (0.67248 -> 0.6725 -> 0.673 for bm25-rm3 RR,

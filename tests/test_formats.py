@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from minidr.formats import (DataFormatError, rank, read_id_text_tsv, read_qrels, read_trec_run,
-                            write_trec_run)
+from minidr.data.formats import DataFormatError, rank, read_id_text_tsv, read_qrels, read_trec_run, write_trec_run
 
 RUN = {
     "q1": {"d1": 3.5, "d2": 12.25, "d3": -1.0, "d4": 0.125},

@@ -7,8 +7,9 @@ import faiss
 import numpy as np
 import pytest
 
-import minidr.index
-from minidr.index import DenseIndex, cached_embeddings, embedding_key, ivfpq_defaults
+import minidr.retrieval.embedding_cache
+from minidr.retrieval.embedding_cache import cached_embeddings, embedding_key
+from minidr.retrieval.index import DenseIndex, ivfpq_defaults
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
@@ -135,7 +136,7 @@ def test_cached_embeddings_leaves_nothing_when_save_fails(tmp_path, monkeypatch)
         f.write(b"\x93NUMPY half")                                    # a truncated write...
         raise OSError("disk full")                                    # ...then the failure
 
-    monkeypatch.setattr(minidr.index.np, "save", save)
+    monkeypatch.setattr(minidr.retrieval.embedding_cache.np, "save", save)
     with pytest.raises(OSError, match="disk full"):
         cached_embeddings("k", lambda: np.ones((2, 2), np.float32), cache_dir=tmp_path)
     assert os.listdir(tmp_path) == []

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from minidr.losses import embedding_stats, in_batch_targets, info_nce, ranknet
+from minidr.training.losses import embedding_stats, in_batch_targets, info_nce, ranknet
 
 
 def test_info_nce_by_hand():

@@ -9,15 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import minidr.ltre
-from minidr.adore import train_adore
-from minidr.cost import CostMeter
-from minidr.dpr import Example, examples_qrels
-from minidr.index import DenseIndex
-from minidr.losses import delta_rr, ranknet, reciprocal_rank
-from minidr.ltre import QueryBatches, fixed_index_loss, train_ltre
-from minidr.models import BiEncoder
-from minidr.negatives import dense_negative_rows
+import minidr.training.fixed_index
+from minidr.methods.adore import train_adore
+from minidr.core.cost import CostMeter
+from minidr.training.batches import Example, examples_qrels
+from minidr.retrieval.index import DenseIndex
+from minidr.training.losses import delta_rr, ranknet, reciprocal_rank
+from minidr.methods.ltre import train_ltre
+from minidr.training.batches import QueryBatches
+from minidr.training.fixed_index import fixed_index_loss
+from minidr.models.bi_encoder import BiEncoder
+from minidr.training.negatives import dense_negative_rows
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
@@ -84,10 +86,10 @@ def test_ltre_loss_is_ranknet_over_the_brute_force_negatives():
     batch = QueryBatches(encoder, examples, ids, batch_size=6)(0)
     loss, stats = fixed_index_loss(encoder, batch, index, docs, qrels, n=7, sigma=20.0)
 
-    qids = [int(q) for q in batch["qids"]]
+    qids = [int(q) for q in batch.qids]
     q = queries[qids]                                                    # (6, 8) in batch order
     neg_rows, _ = brute_force(queries, docs, ids, qrels, n=7)
-    s_pos = np.sum(q * docs[batch["pos_rows"]], axis=1)                  # (6,)
+    s_pos = np.sum(q * docs[batch.pos_rows], axis=1)                  # (6,)
     s_neg = np.einsum("bh,bnh->bn", q, docs[neg_rows[qids]])             # (6, 7)
     expected = np.mean(np.log1p(np.exp(-20.0 * (s_pos[:, None] - s_neg))))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
@@ -100,10 +102,10 @@ def test_query_batches_are_reproducible_and_check_the_index():
     docs, queries, ids, examples = toy_setup()
     encoder = LookupQueries(queries)
     a, b = QueryBatches(encoder, examples, ids, 4, seed=1), QueryBatches(encoder, examples, ids, 4, seed=1)
-    assert a(3)["qids"] == b(3)["qids"] and np.array_equal(a(3)["pos_rows"], b(3)["pos_rows"])
+    assert a(3).qids == b(3).qids and np.array_equal(a(3).pos_rows, b(3).pos_rows)
     for i in range(3):                                                   # rows are the positives'
         batch = a(i)
-        assert [ids[r] for r in batch["pos_rows"]] == [ex.positive for ex in a.order.select(i)]
+        assert [ids[r] for r in batch.pos_rows] == [ex.positive for ex in a.order.select(i)]
     with pytest.raises(ValueError, match="not in the index"):
         QueryBatches(encoder, examples + [Example("0", "0", "nowhere")], ids)
     with pytest.raises(ValueError, match="doc_emb"):
@@ -122,7 +124,7 @@ def test_adore_negatives_never_contain_positives(monkeypatch):
         seen.append((qids, rows))
         return rows, ranks
 
-    monkeypatch.setattr(minidr.ltre, "dense_negative_rows", spy)
+    monkeypatch.setattr(minidr.training.fixed_index, "dense_negative_rows", spy)
     trainer = train_adore(LookupQueries(queries), examples, DenseIndex.build(docs, ids), docs,
                           steps=4, batch_size=5, lr=1e-2, n=28, device="cpu")
     qrels = examples_qrels(examples)

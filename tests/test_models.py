@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from minidr import models
-from minidr.cross_encoder import CrossEncoder
-from minidr.models import BiEncoder, ModelNotFoundError, load_backbone, pool
+from minidr.models import loading as models
+from minidr.models.cross_encoder import CrossEncoder
+from minidr.models.bi_encoder import BiEncoder
+from minidr.models.encoder import pool
+from minidr.models.loading import ModelNotFoundError, load_backbone
 
 TEXTS = ["a short one",
          "the cat sat on the mat and then it slept for a very long time in the afternoon sun",

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from minidr.negatives import bm25_negatives, positives_of, random_negatives, top_k_negatives
+from minidr.training.negatives import bm25_negatives, positives_of, random_negatives, top_k_negatives
 
 PIDS = [f"p{i}" for i in range(60)]
 QIDS = [f"q{i}" for i in range(30)]

@@ -35,3 +35,12 @@ def test_kept_outputs_come_from_a_real_profile(path):
     text = "".join("".join(o.get("text", "")) for o in _outputs(json.loads(path.read_text(encoding="utf-8"))))
     profiles = set(re.findall(r"^profile:? (\w+)", text, flags=re.M))
     assert profiles and profiles <= {"cpu", "gpu", "colab"}, f"{path.name}: kept outputs from {profiles}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_kept_outputs_hold_no_progress_walls(path):
+    """One final line per loop: no carriage-return redraws, no wall of stream outputs."""
+    from minidr.core.notebook_outputs import stream_problems
+
+    problems = stream_problems(json.loads(path.read_text(encoding="utf-8")))
+    assert not problems, f"{path.name}: {problems[:3]} (re-run `python3 tasks.py execute`)"

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy
 import pytest
 
-from minidr.config import get_profile
-from minidr.results import leaderboard, load_results, record_result, results_dir
+from minidr.core.config import get_profile
+from minidr.core.results import leaderboard, load_results, record_result, results_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

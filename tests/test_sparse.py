@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from minidr.evaluate import evaluate
-from minidr.sparse import BM25, cache_root, corpus_fingerprint, import_pyserini
+from minidr.evaluation.metrics import evaluate
+from minidr.core.paths import cache_root
+from minidr.data.formats import corpus_fingerprint
+from minidr.retrieval.bm25 import BM25, import_pyserini
 
 TOY = {
     "1": "the cat sat on the mat",

@@ -7,10 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minidr.cost import CostMeter
-from minidr.dpr import examples_qrels
-from minidr.negatives import positives_of
-from minidr.star import SIGMA, static_negatives, star_loss, star_scores_loss, train_star
+from minidr.core.cost import CostMeter
+from minidr.training.batches import examples_qrels
+from minidr.training.negatives import positives_of
+from minidr.training.batches import GroupedBatch
+from minidr.methods.star import star_loss, static_negatives, train_star
+from minidr.training.losses import star_scores_loss
+from minidr.training.recipe import COSINE_SIGMA as SIGMA
 
 
 class FixedEmbeddings:
@@ -48,7 +51,7 @@ def test_star_loss_equals_a_hand_computation():
     q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])                 # (B=3, H=2)
     p = torch.tensor([[0.9, 0.1], [0.8, 0.3], [0.2, 0.7], [0.0, 1.0],     # (2B=6, H=2)
                       [0.5, 0.5], [1.0, 0.2]])                              # [pos_0, neg_0, pos_1, ...]
-    batch = {"queries": {}, "passages": {}, "group": 2}
+    batch = GroupedBatch({}, {}, group=2)
     loss, stats = star_loss(FixedEmbeddings(q, p), batch, alpha=0.5, sigma=2.0)
     scores = (q @ p.T).tolist()
     assert math.isclose(loss.item(), by_hand(scores, alpha=0.5, sigma=2.0), rel_tol=1e-6)
@@ -78,7 +81,7 @@ def test_star_loss_checks_the_layout():
     with pytest.raises(ValueError, match=r"\(B, 2B\)"):
         star_scores_loss(torch.zeros(2, 6))
     with pytest.raises(ValueError, match="group 2"):
-        star_loss(None, {"group": 3})
+        star_loss(None, GroupedBatch({}, {}, group=3))
 
 
 def test_static_negatives_exclude_positives_and_are_mined_once(encoder, small):

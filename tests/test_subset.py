@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-import minidr.data
-from minidr import subset
-from minidr.subset import SPLITS, build_ids, ids_dir, read_ids
+import minidr.data.minimarco
+from minidr.data import subset
+from minidr.data.minimarco import SPLITS, build_ids
+from minidr.data.subset import ids_dir, read_ids
 
 
 def test_full_ids():
@@ -50,7 +51,7 @@ def test_build_ids_reproduces_the_committed_lists(data_dir, full, tmp_path, monk
         assert slice_name == "full"
         return full
 
-    monkeypatch.setattr(minidr.data, "load_minimarco", load_once)
+    monkeypatch.setattr(minidr.data.minimarco, "load_minimarco", load_once)
     out = build_ids(data_dir, out=tmp_path / "ids")
     committed = sorted(["pids.txt", "train.tsv", "dl19.txt", "dev.txt", "unlabeled.txt", "ci.json"])
     assert sorted(p.name for p in out.iterdir()) == committed  # and no temp files

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from minidr.formats import DataFormatError
-from minidr.teacher import TEACHER, label_queries, load_teacher, read_labels, teacher_path, write_labels
+from minidr.data.formats import DataFormatError
+from minidr.data.teacher_labels import read_labels, write_labels
+from minidr.models.teacher import TEACHER, load_teacher, teacher_path
+from minidr.substrate.teacher_labels import label_queries
 
 TOY = {"p1": "Spiders have eight legs and most of them have eight eyes.",
        "p2": "Spiders have eight legs and most of them have eight eyes.",   # a duplicate: a tie

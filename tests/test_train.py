@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import minidr.train
-from minidr.cost import CostMeter
-from minidr.train import Trainer, TrainConfig, load_checkpoint, save_checkpoint
+import minidr.training.trainer
+from minidr.core.cost import CostMeter
+from minidr.training.trainer import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 
 W_TRUE = torch.tensor([1.0, -2.0, 0.5, 3.0])
 
@@ -40,7 +40,7 @@ def mse(model, batch):
 
 
 def config(**overrides) -> TrainConfig:
-    base = dict(steps=20, lr=1e-2, warmup=0.1, device="cpu", log_every=5)
+    base = dict(steps=20, lr=1e-2, lr_warmup=0.1, device="cpu", log_every=5)
     return TrainConfig(**{**base, **overrides})
 
 
@@ -122,7 +122,7 @@ def test_gradient_accumulation_equals_one_big_batch():
     x, y = make_batch(0, size=8)
     halves = lambda i: (x[4 * i:4 * i + 4], y[4 * i:4 * i + 4])   # micro-batches 0 and 1
     whole = lambda i: (x, y)
-    cfg = dict(steps=1, warmup=0.0, max_grad_norm=0.0, lr=0.1)     # no warm-up: lr > 0 at step 1
+    cfg = dict(steps=1, lr_warmup=0.0, max_grad_norm=0.0, lr=0.1)     # no warm-up: lr > 0 at step 1
     rec_acc, rec_one = Recorder(grads=True), Recorder(grads=True)
     model_acc, model_one = make_model(0, dropout=0.0), make_model(0, dropout=0.0)
     h_acc = Trainer(model_acc, mse, halves, config(grad_accum=2, **cfg), callbacks=[rec_acc]).fit()
@@ -156,7 +156,7 @@ def test_failed_checkpoint_save_leaves_no_temp_file(tmp_path, monkeypatch):
         f.write(b"half a checkpoint")  # save_checkpoint hands torch.save an open file
         raise OSError("disk full")
 
-    monkeypatch.setattr(minidr.train.torch, "save", broken_save)
+    monkeypatch.setattr(minidr.training.trainer.torch, "save", broken_save)
     with pytest.raises(OSError):
         save_checkpoint(tmp_path / "checkpoint.pt", {"step": 1})
     assert os.listdir(tmp_path) == []

@@ -1,0 +1,1 @@
+"""Core: profiles, paths, atomic writes, the cost meter, progress lines, results records."""

@@ -1,0 +1,2 @@
+"""Evaluation: ir_measures metrics with paired bootstrap intervals, quality curves, and
+the expected-score check."""

@@ -1,0 +1,138 @@
+"""One evaluator for the whole book: ir_measures metrics and paired comparisons.
+
+Every chapter reports the same measures, computed the same way:
+
+* ``nDCG@10`` with graded gains (the primary measure on TREC DL 2019);
+* ``MRR@10``, ``R@100``, ``R@1000`` counting a passage as relevant from the
+  split's ``min_rel`` (grade >= 2 on DL19, the track's convention; >= 1 on dev).
+
+Queries that a run does not answer score 0: a system is charged for silence.
+
+Example::
+
+    >>> from minidr import compare, evaluate
+    >>> evaluate(mm.runs["dl19.bm25"], mm.splits["dl19"])        # doctest: +SKIP
+    {'nDCG@10': 0.5058, 'MRR@10': 0.7024, 'R@100': 0.4906, 'R@1000': 0.4906}
+    >>> compare({"bm25": run_a, "dpr": run_b}, mm.splits["dl19"], baseline="bm25")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import ir_measures
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..data.formats import Qrels, Run, read_trec_run, write_trec_run
+from ..data.minimarco import Split
+
+__all__ = ["MEASURE_NAMES", "measures_for", "per_query", "evaluate", "evaluate_splits",
+           "compare", "read_trec_run", "write_trec_run"]
+
+MEASURE_NAMES = ("nDCG@10", "MRR@10", "R@100", "R@1000")
+
+
+def measures_for(min_rel: int = 1, names=MEASURE_NAMES) -> dict[str, object]:
+    """Display name -> ir_measures measure, with binary measures at ``rel >= min_rel``.
+
+    Known names: ``nDCG@k``, ``MRR@k``, ``R@k``, ``P@k``, ``Judged@k``.
+    """
+    out = {}
+    for name in names:
+        kind, _, cutoff = name.partition("@")
+        k = int(cutoff)
+        rel = {"rel": min_rel} if min_rel > 1 else {}
+        factory = {"nDCG": lambda: ir_measures.nDCG @ k,
+                   "MRR": lambda: ir_measures.RR(**rel) @ k,
+                   "R": lambda: ir_measures.R(**rel) @ k,
+                   "P": lambda: ir_measures.P(**rel) @ k,
+                   "Judged": lambda: ir_measures.Judged @ k}.get(kind)
+        if factory is None:
+            raise ValueError(f"unknown measure {name!r}; use nDCG@k, MRR@k, R@k, P@k or Judged@k")
+        out[name] = factory()
+    return out
+
+
+def _qrels_and_min_rel(target: Split | Qrels, min_rel: int | None) -> tuple[Qrels, int]:
+    if isinstance(target, Split):
+        return target.qrels, target.min_rel if min_rel is None else min_rel
+    return target, 1 if min_rel is None else min_rel
+
+
+def per_query(run: Run, target: Split | Qrels, names=MEASURE_NAMES,
+              min_rel: int | None = None) -> pd.DataFrame:
+    """Per-query scores: one row per judged query (0 where the run is silent).
+
+    Args:
+        run: qid -> pid -> score.
+        target: a :class:`~minidr.data.minimarco.Split` or qrels.
+        names: measure names (see :func:`measures_for`).
+        min_rel: override the split's relevance threshold for binary measures.
+
+    Returns:
+        DataFrame, index ``qid`` (every query with judgments), one column per measure.
+    """
+    qrels, min_rel = _qrels_and_min_rel(target, min_rel)
+    qrels = {q: r for q, r in qrels.items() if r}
+    measures = measures_for(min_rel, names)
+    by_measure = {str(m): name for name, m in measures.items()}
+    table = pd.DataFrame(0.0, index=pd.Index(sorted(qrels), name="qid"), columns=list(measures))
+    run = {q: docs for q, docs in run.items() if q in qrels and docs}
+    for row in ir_measures.iter_calc(list(measures.values()), qrels, run):
+        table.loc[row.query_id, by_measure[str(row.measure)]] = row.value
+    return table
+
+
+def evaluate(run: Run, target: Split | Qrels, names=MEASURE_NAMES,
+             min_rel: int | None = None) -> dict[str, float]:
+    """Mean of each measure over all judged queries. See :func:`per_query`."""
+    return {k: float(v) for k, v in per_query(run, target, names, min_rel).mean().items()}
+
+
+def evaluate_splits(runs: dict[str, Run], splits: dict[str, Split],
+                    names=MEASURE_NAMES) -> dict[str, dict[str, float]]:
+    """``{split: metrics}`` for a run per split name (the shape a result record stores)."""
+    return {s: evaluate(run, splits[s], names) for s, run in runs.items()}
+
+
+def compare(runs: dict[str, Run], target: Split | Qrels, baseline: str,
+            measure: str = "nDCG@10", names=MEASURE_NAMES, n_resamples: int = 10_000,
+            seed: int = 0, min_rel: int | None = None) -> pd.DataFrame:
+    """Runs side by side, each against ``baseline`` with a paired bootstrap interval.
+
+    For each run, ``delta`` is the mean over queries of (run - baseline) on
+    ``measure``; ``ci_low`` / ``ci_high`` is its 95% percentile bootstrap
+    interval, resampling *queries* (scipy.stats.bootstrap). With 43 DL19
+    queries, differences whose interval crosses 0 are indistinguishable from
+    noise: the ``differs`` column says so.
+
+    Args:
+        runs: name -> run; must contain ``baseline``.
+        target: a split or qrels.
+        baseline: the name of the reference run.
+        measure: the measure the differences are taken on.
+        n_resamples, seed: bootstrap size and seed (fixed: tables are reproducible).
+
+    Returns:
+        DataFrame indexed by run name: the measures' means, then ``delta``,
+        ``ci_low``, ``ci_high``, ``differs``.
+    """
+    if baseline not in runs:
+        raise KeyError(f"baseline {baseline!r} is not among the runs {list(runs)}")
+    if measure not in names:
+        names = (*names, measure)
+    tables = {name: per_query(run, target, names, min_rel) for name, run in runs.items()}
+    base = tables[baseline][measure].to_numpy()
+    rows = []
+    for name, table in tables.items():
+        diff = table[measure].to_numpy() - base  # (n_queries,), paired by qid
+        row = {**table.mean().to_dict(), "delta": diff.mean()}
+        if name == baseline or np.allclose(diff, diff[0]):
+            row.update(ci_low=diff.mean(), ci_high=diff.mean())
+        else:
+            ci = stats.bootstrap((diff,), np.mean, n_resamples=n_resamples, confidence_level=0.95,
+                                 method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+            row.update(ci_low=ci.low, ci_high=ci.high)
+        row["differs"] = ("baseline" if name == baseline else
+                          "yes" if row["ci_low"] > 0 or row["ci_high"] < 0 else "no (noise)")
+        rows.append(pd.Series(row, name=name))
+    return pd.DataFrame(rows).rename_axis("run")

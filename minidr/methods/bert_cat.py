@@ -1,0 +1,92 @@
+"""BERT_CAT (monoBERT): a cross-encoder trained to re-rank, chapter 03's other side.
+
+A cross-encoder reads ``[CLS] q [SEP] p [SEP]`` and outputs one score. It is
+trained here with localized contrastive estimation (LCE): a softmax over each
+query's group [positive, negatives...], on exactly the groups the bi-encoder
+of chapter 04 sees (:class:`~minidr.training.batches.PairBatches`), so chapter
+03 compares two architectures, not two data pipelines.
+
+References:
+    Nogueira & Cho (2019), Passage Re-ranking with BERT, arXiv 1901.04085.
+    Gao, Dai & Callan (2021), Rethink Training of BERT Rerankers in Multi-Stage
+    Retrieval Pipeline, ECIR (LCE).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..core.cost import CostMeter
+from ..data.formats import Corpus
+from ..models.cross_encoder import CrossEncoder
+from ..training.batches import Example, PairBatch, PairBatches
+from ..training.losses import info_nce
+from ..training.recipe import Budget, Recipe
+from ..training.trainer import TrainConfig, Trainer, fit
+
+__all__ = ["CrossEncoderRecipe", "RECIPE", "cross_encoder_loss", "train_cross_encoder"]
+
+
+@dataclass(frozen=True)
+class CrossEncoderRecipe(Recipe):
+    """The cross-encoder's settings; budgets and lr equal the bi-encoder's (chapter 03).
+
+    Attributes:
+        n_neg: BM25 negatives per query in a group.
+        depth: BM25 candidates each query re-ranks.
+    """
+
+    budgets: dict[str, Budget] = field(default_factory=lambda: {
+        "ci": Budget(20, 8), "cpu": Budget(250, 32), "gpu": Budget(2000, 64)})
+    lr: float = 1e-4
+    n_neg: int = 1
+    depth: int = 100
+
+
+RECIPE = CrossEncoderRecipe()
+
+
+def cross_encoder_loss(model: CrossEncoder, batch: PairBatch):
+    """Softmax cross-entropy over each query's group [positive, negatives...] (LCE).
+
+    Args:
+        model: a :class:`~minidr.models.cross_encoder.CrossEncoder`.
+        batch: a :class:`~minidr.training.batches.PairBatch`.
+
+    Shapes:
+        pairs (B*G, L) -> scores (B*G,) -> (B, G), the positive in column 0.
+
+    Reference:
+        Gao, Dai & Callan (2021), Rethink Training of BERT Rerankers in Multi-Stage
+        Retrieval Pipeline (localized contrastive estimation), ECIR.
+    """
+    scores = model(**batch.pairs).view(-1, batch.group)                          # (B, G)
+    targets = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)  # (B,)
+    return info_nce(scores, targets)
+
+
+def train_cross_encoder(model: CrossEncoder, examples: list[Example], corpus: Corpus,
+                        negatives: dict[str, list[str]], steps: int, batch_size: int = 16,
+                        n_neg: int = RECIPE.n_neg, lr: float = RECIPE.lr, seed: int = 0,
+                        cost: CostMeter | None = None, checkpoint_dir: str | None = None,
+                        device: str | None = None) -> Trainer:
+    """Train a cross-encoder on (query, positive, ``n_neg`` negatives) groups.
+
+    Args:
+        model: a :class:`~minidr.models.cross_encoder.CrossEncoder`, trained in place.
+        examples, corpus, batch_size, n_neg, negatives, seed: see
+            :class:`~minidr.training.batches.PairBatches`.
+        steps, lr: optimisation (AdamW, 10% warm-up, linear decay).
+        cost: charged the training time, steps and pairs scored.
+        checkpoint_dir, device: see :func:`~minidr.training.trainer.fit`.
+
+    Returns:
+        The trainer (``.history``, ``.cost``).
+    """
+    if not negatives:
+        raise ValueError("a cross-encoder needs negatives to contrast with (e.g. BM25 negatives)")
+    batches = PairBatches(model, examples, corpus, batch_size, n_neg, negatives, seed)
+    config = TrainConfig(steps=steps, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
+                         device=device)
+    return fit(model, cross_encoder_loss, batches, config, cost)
