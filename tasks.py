@@ -81,17 +81,26 @@ def test(env: dict) -> None:
 
 
 EXECUTE = """
-import sys, time, nbformat
+import os, sys, time, nbformat
+from pathlib import Path
 from nbclient import NotebookClient
 from minidr.core.notebook_outputs import clean_outputs
+from minidr.core.runtimes import record_runtime, runtime_line
+profile = os.environ.get("MINIDR_PROFILE", "cpu")
 for path in sys.argv[1:]:
     nb = nbformat.read(path, as_version=4)
     start = time.time()
     NotebookClient(nb, timeout=None, kernel_name="python3",
                    resources={"metadata": {"path": "notebooks"}}).execute()
+    seconds = time.time() - start
+    record_runtime(Path(path).stem, profile, seconds)
+    for cell in nb.cells:    # the header's run-time line: recomputed with this run's time
+        if "chapter-runtime" in cell.metadata.get("tags", []):
+            line = runtime_line(Path(path).stem) + "\\n"    # what the cell prints
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=line)]
     clean_outputs(nb)
     nbformat.write(nb, path)
-    print(f"executed {path} in {time.time() - start:.0f} s", flush=True)
+    print(f"executed {path} in {seconds:.0f} s", flush=True)
 """
 
 

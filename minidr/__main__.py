@@ -7,6 +7,7 @@ Commands:
     subset       rebuild data/minimarco id lists from a MiniMARCO directory (maintainers)
     pretrain     MLM-pretrain a small BERT backbone on MiniMARCO into data/models/<arch>
     teacher-labels  label unlabeled train queries with the teacher (all-MiniLM-L6-v2)
+    teacher-scores  the teacher's top-k passages and scores for every training query
     check-scores    compare the chapters' result records with data/expected/<profile>.yaml
 """
 from __future__ import annotations
@@ -74,6 +75,17 @@ def _teacher_labels(args) -> None:
     print("wrote", build_teacher_labels(data, out, min_margin=args.min_margin))
 
 
+def _teacher_scores(args) -> None:
+    from pathlib import Path
+
+    from . import load_minimarco
+    from .core.paths import teacher_dir
+    from .substrate.teacher_scores import build_teacher_scores
+
+    data = load_minimarco(args.data, args.slice)
+    print("wrote", build_teacher_scores(data, Path(args.out or teacher_dir()), k=args.k))
+
+
 def _check_scores(args) -> int:
     from .evaluation.expected import check_scores, write_expected
 
@@ -133,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep a label when top1 - top2 >= this (default: calibrated, see the card)")
     p.add_argument("--out", help="output folder (default: data/teacher)")
     p.set_defaults(func=_teacher_labels)
+    p = sub.add_parser("teacher-scores", help="the teacher's top-k for every training query")
+    p.add_argument("--data", help="MiniMARCO directory (default: $MINIDR_DATA, else ir_datasets)")
+    p.add_argument("--slice", default="full", choices=["full", "ci"])
+    p.add_argument("--k", type=int, default=50, help="passages kept per query (default 50)")
+    p.add_argument("--out", help="output folder (default: data/teacher)")
+    p.set_defaults(func=_teacher_scores)
     p = sub.add_parser("check-scores", help="check result records against the expected scores")
     p.add_argument("--profile", default="ci")
     p.add_argument("--results", help="results folder (default: $MINIDR_RESULTS or results/)")

@@ -97,7 +97,8 @@ def record_result(chapter: str, method: str, metrics: dict[str, dict[str, float]
 def load_results(directory: str | os.PathLike | None = None) -> list[dict]:
     """All records, sorted by chapter then method."""
     root = Path(directory or results_dir())
-    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(root.glob("*.json"))]
+    records = [json.loads(p.read_text(encoding="utf-8"))          # <chapter>__<method>__<profile>
+               for p in sorted(root.glob("*__*__*.json"))]
     return sorted(records, key=lambda r: (r["chapter"], r["method"], r["profile"]))
 
 
