@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Set up and run the book's two jobs with nothing but python3.
 
-    python3 tasks.py book    # create .venv, install, build the HTML book into _build/html
-    python3 tasks.py test    # create .venv, install, run unit tests, notebooks (nbval), strict book build
-    python3 tasks.py execute [NOTEBOOK ...]   # re-run notebooks in place (default profile: cpu),
-                                              # refreshing the outputs the book shows
+    python3 tasks.py book    # create .venv, install, build the HTML book into
+                             # _build/html
+    python3 tasks.py test    # create .venv, install, run unit tests, notebooks (nbval),
+                             # strict book build
+    python3 tasks.py execute [NOTEBOOK ...]   # re-run notebooks in place (default
+                                              # profile: cpu), refreshing the outputs
+                                              # the book shows
 
 The virtual environment is reinstalled only when requirements.txt or
 pyproject.toml change. Environment: MINIDR_DATA (default: ../shared/data/
@@ -28,15 +31,18 @@ CELL_TIMEOUT = 600  # seconds per notebook cell under nbval
 
 
 def sh(*cmd: str | Path, env: dict | None = None) -> None:
-    shown = (str(c) if len(str(c)) < 80 else str(c).strip().splitlines()[0] + " ..." for c in cmd)
+    shown = (str(c) if len(str(c)) < 80 else str(c).strip().splitlines()[0] + " ..."
+             for c in cmd)
     print("+", " ".join(shown), flush=True)
     subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, check=True)
 
 
 def ensure_env() -> None:
-    """Create .venv and install requirements.txt and minidr (editable), once per change."""
-    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes()
-                                     for f in ("requirements.txt", "pyproject.toml"))).hexdigest()
+    """Create .venv and install requirements.txt and minidr (editable),
+    once per change."""
+    digest = hashlib.sha256(b"".join(
+        (ROOT / f).read_bytes()
+        for f in ("requirements.txt", "pyproject.toml"))).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest:
         return
     if not (BIN / "python").exists():
@@ -61,20 +67,22 @@ def run_env(profile: str | None) -> dict:
 
 
 def book(env: dict) -> None:
-    sh(BIN / "jupyter-book", "build", ROOT, "--warningiserror", "--nitpick", "--keep-going", env=env)
+    sh(BIN / "jupyter-book", "build", ROOT, "--warningiserror", "--nitpick",
+       "--keep-going", env=env)
     print(f"\nThe book: {ROOT / '_build' / 'html' / 'index.html'}")
 
 
 def test(env: dict) -> None:
-    """Unit tests and doctests, every notebook under nbval, the expected scores, the book."""
+    """Unit tests and doctests, every notebook under nbval, the expected scores,
+    the book."""
     py = BIN / "python"
     sh(py, "-m", "pytest", "tests", "minidr", "--doctest-modules", "-q", env=env)
-    results = ROOT / "_build" / "ci-results"          # this run's records, nothing stale
+    results = ROOT / "_build" / "ci-results"  # this run's records, nothing stale
     shutil.rmtree(results, ignore_errors=True)
     nb_env = {**env, "MINIDR_RESULTS": str(results), "MINIDR_PROGRESS": "final"}
     sh(py, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-       f"--nbval-cell-timeout={CELL_TIMEOUT}", "-p", "no:cacheprovider", "notebooks", "-q",
-       env=nb_env)
+       f"--nbval-cell-timeout={CELL_TIMEOUT}", "-p", "no:cacheprovider", "notebooks",
+       "-q", env=nb_env)
     sh(py, "-m", "minidr", "check-scores", "--profile", env.get("MINIDR_PROFILE", "ci"),
        "--results", results, env=env)
     book(env)
@@ -94,7 +102,7 @@ for path in sys.argv[1:]:
                    resources={"metadata": {"path": "notebooks"}}).execute()
     seconds = time.time() - start
     record_runtime(Path(path).stem, profile, seconds)
-    for cell in nb.cells:    # the header's run-time line: recomputed with this run's time
+    for cell in nb.cells:  # the header's run-time line: recomputed with this run's time
         if "chapter-runtime" in cell.metadata.get("tags", []):
             line = runtime_line(Path(path).stem) + "\\n"    # what the cell prints
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=line)]
@@ -105,7 +113,8 @@ for path in sys.argv[1:]:
 
 
 def execute(env: dict, notebooks: list[str]) -> None:
-    """Run notebooks in place under $MINIDR_PROFILE (default cpu): the outputs the book shows.
+    """Run notebooks in place under $MINIDR_PROFILE (default cpu):
+    the outputs the book shows.
 
     Loops print one final line each (MINIDR_PROGRESS=final), and the saved
     outputs are cleaned of any progress stream a library still wrote.
@@ -116,7 +125,8 @@ def execute(env: dict, notebooks: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("book", "test", "execute") or (argv[0] != "execute" and len(argv) > 1):
+    if (not argv or argv[0] not in ("book", "test", "execute")
+            or (argv[0] != "execute" and len(argv) > 1)):
         print(__doc__)
         return 2
     ensure_env()
@@ -133,5 +143,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
     except subprocess.CalledProcessError as e:
-        print(f"\nfailed: {' '.join(map(str, e.cmd))} (exit {e.returncode})", file=sys.stderr)
+        print(f"\nfailed: {' '.join(map(str, e.cmd))} (exit {e.returncode})",
+              file=sys.stderr)
         sys.exit(e.returncode or 1)

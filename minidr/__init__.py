@@ -2,18 +2,22 @@
 
 What the chapters use, in one place::
 
-    from minidr import get_profile, load_minimarco, evaluate, compare, BM25, record_result
-    from minidr import BiEncoder, DenseIndex, fit, dense_runs            # the dense chapters
+    from minidr import (get_profile, load_minimarco, evaluate, compare, BM25,
+                        record_result)
+    from minidr import BiEncoder, DenseIndex, fit, dense_runs   # the dense chapters
 
 The package is arranged by role; each layer imports only the layers above it
 in this list, and no method imports another method::
 
     core/        profiles, paths, atomic writes, cost meter, progress, results records
     data/        MiniMARCO, file formats, subset ids, teacher labels on disk
-    evaluation/  metrics and paired bootstrap (ir_measures), quality curves, expected scores
-    models/      the Encoder base and protocol, bi-encoder, cross-encoder, backbones, teacher
+    evaluation/  metrics and paired bootstrap (ir_measures), quality curves,
+                 expected scores
+    models/      the Encoder base and protocol, bi-encoder, cross-encoder, backbones,
+                 teacher
     retrieval/   BM25 (pyserini), faiss index, embedding cache, dense search, re-ranking
-    training/    trainer and fit(), recipes, batches, losses, negatives, mining, fixed index
+    training/    trainer and fit(), recipes, batches, losses, negatives, mining,
+                 fixed index
     methods/     one module per technique: dpr, ance, ltre, star, adore, bert_cat, mlm
     substrate/   what several chapters share: the warm start, the teacher's labels
 
@@ -42,6 +46,8 @@ __version__ = "0.1.0"
 _LAZY = {"BiEncoder": "models.bi_encoder", "CrossEncoder": "models.cross_encoder",
          "Encoder": "models.encoder", "RetrievalEncoder": "models.encoder",
          "load_backbone": "models.loading", "load_teacher": "models.teacher",
+         "save_model": "models.registry", "list_models": "models.registry",
+         "resolve_model": "models.registry",
          "DenseIndex": "retrieval.index", "dense_runs": "retrieval.dense",
          "encode_corpus": "retrieval.dense", "search_splits": "retrieval.dense",
          "Trainer": "training.trainer", "TrainConfig": "training.trainer",
@@ -49,10 +55,10 @@ _LAZY = {"BiEncoder": "models.bi_encoder", "CrossEncoder": "models.cross_encoder
          "warm_start": "substrate.warm_start"}
 
 __all__ = ["PROFILES", "Profile", "ProfileError", "get_profile", "CostMeter",
-           "DataNotFoundError", "MiniMarco", "Split", "load_minimarco", "load_teacher_labels",
-           "compare", "evaluate", "evaluate_splits", "per_query", "DataFormatError", "rank",
-           "read_trec_run", "write_trec_run", "leaderboard", "load_results", "record_result",
-           "BM25", *_LAZY]
+           "DataNotFoundError", "MiniMarco", "Split", "load_minimarco",
+           "load_teacher_labels", "compare", "evaluate", "evaluate_splits", "per_query",
+           "DataFormatError", "rank", "read_trec_run", "write_trec_run", "leaderboard",
+           "load_results", "record_result", "BM25", *_LAZY]
 
 
 def __getattr__(name: str):

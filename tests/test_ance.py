@@ -1,4 +1,5 @@
-"""minidr.ance: refresh schedule, ANN negatives (never a positive), refreshes paid for, training runs."""
+"""minidr.ance: refresh schedule, ANN negatives (never a positive), refreshes paid for,
+training runs."""
 from __future__ import annotations
 
 import math
@@ -24,10 +25,12 @@ def test_refresh_steps():
 def test_ann_negatives_never_contain_positives(encoder, small):
     examples, corpus = small
     qrels = examples_qrels(examples)
-    assert any(len(rel) > 1 for rel in qrels.values())          # a query with two positives
+    assert any(len(rel) > 1 for rel in qrels.values())  # a query with two positives
     cost = CostMeter()
-    # depth = the whole corpus: every positive is retrieved, so exclusion is really tested
-    negs = ann_negatives(encoder, examples, corpus, n=len(corpus), depth=len(corpus), cost=cost)
+    # depth = the whole corpus: every positive is retrieved,
+    # so exclusion is really tested
+    negs = ann_negatives(encoder, examples, corpus, n=len(corpus), depth=len(corpus),
+                         cost=cost)
     assert set(negs) == set(qrels)
     for qid, pids in negs.items():
         positives = positives_of(qrels, qid)
@@ -44,7 +47,7 @@ def test_ann_negatives_come_from_the_top_of_the_model_ranking(encoder, small):
     examples, corpus = small
     qrels = examples_qrels(examples)
     top = ann_negatives(encoder, examples, corpus, n=len(corpus), depth=10)
-    for qid, pids in top.items():                                # top 10 minus positives
+    for qid, pids in top.items():  # top 10 minus positives
         assert 10 - len(positives_of(qrels, qid)) <= len(pids) <= 10
 
 
@@ -53,29 +56,33 @@ def test_train_ance_refreshes_on_schedule_and_pays_for_them(encoder, small):
     n_queries = len(examples_qrels(examples))
     seen = []
 
-    class Watch:                                                  # which negatives each step used
+    class Watch:  # which negatives each step used
         def on_step_end(self, trainer, step, logs):
             seen.append(trainer.make_batch.hard_negatives)
 
-    fresh = []                                                    # what on_refresh was given
+    fresh = []  # what on_refresh was given
 
     def on_refresh(step, index, seconds):
         fresh.append((step, len(index), seconds))
 
     cost = CostMeter()
-    trainer, refreshes = train_ance(encoder, examples, corpus, steps=5, refresh_every=2, batch_size=4,
-                         lr=1e-3, cost=cost, callbacks=[Watch()], device="cpu", on_refresh=on_refresh)
+    trainer, refreshes = train_ance(encoder, examples, corpus, steps=5, refresh_every=2,
+                                    batch_size=4, lr=1e-3, cost=cost,
+                                    callbacks=[Watch()], device="cpu",
+                                    on_refresh=on_refresh)
     assert [r["step"] for r in refreshes] == refresh_steps(5, 2) == [0, 2, 4]
     assert [r["passages_encoded"] for r in refreshes] == [len(corpus)] * 3
     assert cost.counts["index_refreshes"] == 3
-    train_passages = 5 * 4 * 2                                   # steps * B * (1 + n_hard)
+    train_passages = 5 * 4 * 2  # steps * B * (1 + n_hard)
     assert cost.counts["passages_encoded"] == 3 * len(corpus) + train_passages
     assert cost.counts["queries_encoded"] == 3 * n_queries + 5 * 4
     assert cost.seconds >= sum(r["seconds"] for r in refreshes) > 0
-    assert [(step, size) for step, size, _ in fresh] == [(0, len(corpus)), (2, len(corpus)), (4, len(corpus))]
+    assert ([(step, size) for step, size, _ in fresh]
+            == [(0, len(corpus)), (2, len(corpus)), (4, len(corpus))])
     assert 0 < fresh[0][2] < fresh[1][2] < fresh[2][2] <= cost.seconds
     # Watch runs after the refresher, so it sees the negatives of the *next* step: the
-    # step-0 ones after step 1, step 2's refresh after steps 2-3, step 4's after steps 4-5
+    # step-0 ones after step 1, step 2's refresh after steps 2-3,
+    # step 4's after steps 4-5
     assert len(seen) == 5 and seen[1] is seen[2] and seen[3] is seen[4]
     assert seen[0] is not seen[1] and seen[2] is not seen[3]
     losses = [h["loss"] for h in trainer.history]

@@ -24,7 +24,8 @@ def test_info_unknown_profile_exits_2_listing_profiles(capsys):
 
 
 def test_module_entry_point_exit_status():
-    proc = subprocess.run([sys.executable, "-m", "minidr", "info", "--profile", "bogus"],
+    proc = subprocess.run([sys.executable, "-m", "minidr", "info",
+                           "--profile", "bogus"],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 2
     assert "ci, cpu, gpu, colab" in proc.stderr
@@ -73,7 +74,8 @@ def test_bm25_command_on_ci(capsys, tmp_path, data_dir):
                  "--k", "50", "--out", str(out_file)]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()
-             if line.split() and line.split()[0] in ("nDCG@10", "MRR@10", "R@100", "R@1000")}
+             if line.split()
+             and line.split()[0] in ("nDCG@10", "MRR@10", "R@100", "R@1000")}
     assert set(lines) == {"nDCG@10", "MRR@10", "R@100", "R@1000"}
     assert lines["nDCG@10"] > 0.3
     run = read_trec_run(out_file)

@@ -29,7 +29,8 @@ def test_profile_names():
     assert all(p.name == name for name, p in PROFILES.items())
 
 
-@pytest.mark.parametrize("name,corpus,device", [("ci", "ci", "cpu"), ("cpu", "full", "cpu")])
+@pytest.mark.parametrize("name,corpus,device",
+                         [("ci", "ci", "cpu"), ("cpu", "full", "cpu")])
 def test_get_profile_by_name(name, corpus, device, no_cuda):
     p = get_profile(name)
     assert isinstance(p, Profile)
@@ -39,7 +40,8 @@ def test_get_profile_by_name(name, corpus, device, no_cuda):
 def test_ci_profile_is_small():
     ci, cpu = get_profile("ci"), get_profile("cpu")
     assert ci.budget_minutes < cpu.budget_minutes
-    assert len(ci.bm25_grid_k1) * len(ci.bm25_grid_b) < len(cpu.bm25_grid_k1) * len(cpu.bm25_grid_b)
+    assert (len(ci.bm25_grid_k1) * len(ci.bm25_grid_b)
+            < len(cpu.bm25_grid_k1) * len(cpu.bm25_grid_b))
 
 
 def test_default_is_cpu():

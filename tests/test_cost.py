@@ -14,7 +14,8 @@ from minidr.core.cost import CostMeter
 def clock(monkeypatch):
     """A fake perf_counter for minidr.cost only: returns the queued readings."""
     readings = []
-    monkeypatch.setattr(minidr.core.cost, "time", SimpleNamespace(perf_counter=lambda: readings.pop(0)))
+    monkeypatch.setattr(minidr.core.cost, "time",
+                        SimpleNamespace(perf_counter=lambda: readings.pop(0)))
     return readings
 
 

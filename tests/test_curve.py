@@ -14,7 +14,7 @@ def test_measuring_time_is_left_out_of_the_clock():
     curve.measure(0)
     curve.measure(1)
     first, second = (p["seconds"] for p in curve.points)
-    assert 3.0 <= first < 3.1 and second - first < 0.1      # the 0.2 s sleeps do not count
+    assert 3.0 <= first < 3.1 and second - first < 0.1  # the 0.2 s sleeps do not count
 
 
 def test_callback_measures_on_schedule():
@@ -30,7 +30,8 @@ def test_clock_must_be_started():
 
 
 def test_time_to_reach():
-    points = [{"seconds": 9, "q": 0.5}, {"seconds": 0, "q": 0.1}, {"seconds": 4, "q": 0.3}]
+    points = [{"seconds": 9, "q": 0.5}, {"seconds": 0, "q": 0.1},
+              {"seconds": 4, "q": 0.3}]
     assert time_to_reach(points, 0.3, key="q") == 4
     assert time_to_reach(points, 0.05, key="q") == 0
     assert time_to_reach(points, 0.6, key="q") is None

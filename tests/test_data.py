@@ -11,7 +11,7 @@ from minidr.data.minimarco import DataNotFoundError, IRDS, RUN_NAMES, load_minim
 from minidr.data.formats import DataFormatError, rank, read_qrels
 
 
-# --- the full MiniMARCO ------------------------------------------------------------------
+# --- the full MiniMARCO ---------------------------------------------------------------
 
 def test_full_sizes(full):
     assert len(full.corpus) == 43_076
@@ -29,9 +29,11 @@ def test_full_queries_have_texts_and_judgments(full):
     for name, split in full.splits.items():
         assert split.name == name
         assert set(split.qrels) == set(split.queries)
-        assert all(isinstance(t, str) and t.strip() for t in split.queries.values()), name
+        assert all(isinstance(t, str) and t.strip()
+                   for t in split.queries.values()), name
     # every dl19 and dev query has a positive (dev: inside the corpus, by definition)
-    assert all(any(g >= 1 for g in r.values()) for r in full.splits["dl19"].qrels.values())
+    assert all(any(g >= 1 for g in r.values())
+               for r in full.splits["dl19"].qrels.values())
     assert all(any(g >= 1 and p in full.corpus for p, g in r.items())
                for r in full.splits["dev"].qrels.values())
 
@@ -61,7 +63,8 @@ def test_unlabeled_queries_have_no_positive_in_the_corpus(full, data_dir):
     unlabeled = set(full.unlabeled_queries)
     assert not unlabeled & set(full.splits["train"].queries)
     judged = read_qrels(data_dir / "qrels.train.tsv", keep=unlabeled)
-    assert not any(g > 0 and p in full.corpus for r in judged.values() for p, g in r.items())
+    assert not any(g > 0 and p in full.corpus
+                   for r in judged.values() for p, g in r.items())
 
 
 def test_runs_are_restricted_to_the_evaluated_queries(full):
@@ -80,20 +83,23 @@ def test_corpus_keeps_the_collection_order(full, data_dir):
     assert list(full.corpus)[:5] == first
 
 
-# --- the ci slice ------------------------------------------------------------------------
+# --- the ci slice ---------------------------------------------------------------------
 
 def test_ci_sizes(ci):
     assert len(ci.corpus) == 3_000
-    assert {name: len(s) for name, s in ci.splits.items()} == {"train": 100, "dl19": 12, "dev": 100}
+    assert ({name: len(s) for name, s in ci.splits.items()}
+            == {"train": 100, "dl19": 12, "dev": 100})
     assert len(ci.unlabeled_queries) == 1_000
     assert ci.slice_name == "ci"
 
 
 def test_ci_is_a_subset_of_full(ci, full):
     assert all(full.corpus[p] == t for p, t in ci.corpus.items())
-    assert list(ci.corpus) == [p for p in full.corpus if p in ci.corpus]  # collection order
+    # collection order
+    assert list(ci.corpus) == [p for p in full.corpus if p in ci.corpus]
     for name, split in ci.splits.items():
-        assert all(full.splits[name].queries[q] == t for q, t in split.queries.items()), name
+        assert all(full.splits[name].queries[q] == t
+                   for q, t in split.queries.items()), name
         assert split.min_rel == full.splits[name].min_rel
     assert set(ci.unlabeled_queries) <= set(full.unlabeled_queries)
 
@@ -105,7 +111,8 @@ def test_ci_contains_every_relevant_passage_of_its_queries(ci, full):
                         if g >= 1 and p in full.corpus}
             assert relevant, (name, qid)
             missing = relevant - ci.corpus.keys()
-            assert not missing, f"{name} query {qid}: ci lacks relevant passages {sorted(missing)}"
+            assert not missing, (f"{name} query {qid}: "
+                                 f"ci lacks relevant passages {sorted(missing)}")
             # and the slice keeps the official judgments of the query
             assert split.qrels[qid] == full.splits[name].qrels[qid], (name, qid)
 
@@ -128,7 +135,7 @@ def test_unknown_slice_raises(data_dir):
         load_minimarco(data_dir, "bogus")
 
 
-# --- missing and malformed data ------------------------------------------------------------
+# --- missing and malformed data -------------------------------------------------------
 
 def test_missing_directory_names_minidr_data(tmp_path):
     with pytest.raises(DataNotFoundError) as e:
@@ -153,7 +160,8 @@ def test_directory_lacking_a_file_names_it(data_copy):
 
 
 def test_data_copy_fixture_loads_like_the_real_dir(data_copy, ci):
-    """The symlinked stand-in is faithful, so the failures below come from the corruption."""
+    """The symlinked stand-in is faithful,
+    so the failures below come from the corruption."""
     mm = load_minimarco(data_copy(copy=("queries.dev.small.tsv",)), "ci")
     assert mm.corpus == ci.corpus
     assert mm.splits["dev"].queries == ci.splits["dev"].queries
@@ -168,7 +176,8 @@ def _rewrite_line(path: Path, lineno: int, edit) -> str:
 
 def test_malformed_query_line_names_file_and_line(data_copy):
     root = data_copy(copy=("queries.dev.small.tsv",))
-    _rewrite_line(root / "queries.dev.small.tsv", 1234, lambda s: s.replace("\t", " ", 1))
+    _rewrite_line(root / "queries.dev.small.tsv", 1234,
+                  lambda s: s.replace("\t", " ", 1))
     with pytest.raises(DataFormatError) as e:
         load_minimarco(root, "ci")
     assert "queries.dev.small.tsv:1234:" in str(e.value)
@@ -183,7 +192,8 @@ def test_non_numeric_query_id_names_file_and_line(data_copy):
 
 def test_malformed_qrels_line_names_file_and_line(data_copy):
     root = data_copy(copy=("trec-dl-2019/qrels.txt",))
-    _rewrite_line(root / "trec-dl-2019" / "qrels.txt", 77, lambda s: s.rsplit(" ", 1)[0] + " x")
+    _rewrite_line(root / "trec-dl-2019" / "qrels.txt", 77,
+                  lambda s: s.rsplit(" ", 1)[0] + " x")
     with pytest.raises(DataFormatError, match=r"qrels\.txt:77:"):
         load_minimarco(root, "ci")
 
@@ -225,7 +235,8 @@ def test_collection_truncated_mid_line_names_the_last_line(data_copy, data_dir):
 def test_truncated_queries_file_names_the_file(data_copy, data_dir):
     root = data_copy()
     _truncate(data_dir / "queries.dev.small.tsv", root / "queries.dev.small.tsv", 3_000)
-    with pytest.raises((DataNotFoundError, DataFormatError), match=r"queries\.dev\.small\.tsv"):
+    with pytest.raises((DataNotFoundError, DataFormatError),
+                       match=r"queries\.dev\.small\.tsv"):
         load_minimarco(root, "ci")
 
 
@@ -235,7 +246,8 @@ class LoadedSilently(Exception):
 
 def test_truncated_qrels_file_is_an_error(data_copy, data_dir):
     root = data_copy()
-    _truncate(data_dir / "trec-dl-2019" / "qrels.txt", root / "trec-dl-2019" / "qrels.txt", 4_000)
+    _truncate(data_dir / "trec-dl-2019" / "qrels.txt",
+              root / "trec-dl-2019" / "qrels.txt", 4_000)
     try:
         mm = load_minimarco(root, "ci")
     except (DataNotFoundError, DataFormatError) as e:
@@ -243,11 +255,11 @@ def test_truncated_qrels_file_is_an_error(data_copy, data_dir):
     else:
         judged = sum(1 for r in mm.splits["dl19"].qrels.values() if r)
         assert judged < len(mm.splits["dl19"])  # the truncation did cut judged queries
-        raise LoadedSilently(f"only {judged} of {len(mm.splits['dl19'])} dl19 queries kept "
-                             "judgments, and no error")
+        raise LoadedSilently(f"only {judged} of {len(mm.splits['dl19'])} dl19 queries "
+                             "kept judgments, and no error")
 
 
-# --- the ir_datasets route ---------------------------------------------------------------
+# --- the ir_datasets route ------------------------------------------------------------
 
 Doc = namedtuple("Doc", "doc_id text")
 Query = namedtuple("Query", "query_id text")

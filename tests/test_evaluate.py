@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from minidr.data.minimarco import Split
-from minidr.evaluation.metrics import MEASURE_NAMES, compare, evaluate, evaluate_splits, measures_for, per_query
+from minidr.evaluation.metrics import (MEASURE_NAMES, compare, evaluate,
+                                       evaluate_splits, measures_for, per_query)
 
 # The README of the data directory: (nDCG@10, RR@10 at rel>=2, R@100 at rel>=2) on DL19.
 # Two of its figures were rounded twice (0.67248 -> 0.6725 -> 0.673 for bm25-rm3 RR,
@@ -28,7 +29,7 @@ def _run(*pids: str) -> dict[str, float]:
     return {p: float(len(pids) - i) for i, p in enumerate(pids)}
 
 
-# --- published DL19 figures ---------------------------------------------------------------
+# --- published DL19 figures -----------------------------------------------------------
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
 def test_published_dl19_figures(full, name):
@@ -51,15 +52,17 @@ def test_headline_dl19_figures_to_three_decimals(full):
 
 
 def test_dl19_binary_measures_use_grade_2(full):
-    """RR at rel>=1 differs from the split's default (rel>=2): min_rel is really applied."""
+    """RR at rel>=1 differs from the split's default (rel>=2):
+    min_rel is really applied."""
     split = full.splits["dl19"]
     strict = evaluate(full.runs["dl19.bm25"], split, names=("MRR@10",))["MRR@10"]
-    lenient = evaluate(full.runs["dl19.bm25"], split, names=("MRR@10",), min_rel=1)["MRR@10"]
+    lenient = evaluate(full.runs["dl19.bm25"], split, names=("MRR@10",),
+                       min_rel=1)["MRR@10"]
     assert strict == pytest.approx(0.702, abs=5e-4)
     assert lenient > strict + 0.05
 
 
-# --- hand-computed toy cases --------------------------------------------------------------
+# --- hand-computed toy cases ----------------------------------------------------------
 
 QRELS = {"q1": {"a": 3, "b": 1, "c": 2, "d": 0},
          "q2": {"x": 1, "y": 1}}
@@ -79,13 +82,16 @@ def test_ndcg_at_10_by_hand():
 
 
 def test_mrr_at_10_by_hand_and_min_rel():
-    assert evaluate(TOY_RUN, QRELS, names=("MRR@10",))["MRR@10"] == pytest.approx((1 + 1 / 2) / 2)
+    assert (evaluate(TOY_RUN, QRELS, names=("MRR@10",))["MRR@10"]
+            == pytest.approx((1 + 1 / 2) / 2))
     # at rel >= 2 the first relevant passage of q1 is "a", at rank 3
     q1 = {"q1": QRELS["q1"]}
-    assert evaluate(TOY_RUN, q1, names=("MRR@10",), min_rel=2)["MRR@10"] == pytest.approx(1 / 3)
+    assert (evaluate(TOY_RUN, q1, names=("MRR@10",), min_rel=2)["MRR@10"]
+            == pytest.approx(1 / 3))
     split = Split("dl19", {"q1": "text"}, q1, min_rel=2)
     assert evaluate(TOY_RUN, split, names=("MRR@10",))["MRR@10"] == pytest.approx(1 / 3)
-    assert evaluate(TOY_RUN, split, names=("MRR@10",), min_rel=1)["MRR@10"] == pytest.approx(1.0)
+    assert (evaluate(TOY_RUN, split, names=("MRR@10",), min_rel=1)["MRR@10"]
+            == pytest.approx(1.0))
 
 
 def test_recall_by_hand():
@@ -101,7 +107,8 @@ def test_recall_by_hand():
 
 def test_cutoff_is_applied():
     pids = [f"n{i}" for i in range(10)] + ["rel"]
-    got = evaluate({"q": _run(*pids)}, {"q": {"rel": 1}}, names=("nDCG@10", "MRR@10", "R@100"))
+    got = evaluate({"q": _run(*pids)}, {"q": {"rel": 1}},
+                   names=("nDCG@10", "MRR@10", "R@100"))
     assert got == {"nDCG@10": 0.0, "MRR@10": 0.0, "R@100": 1.0}
 
 
@@ -142,7 +149,7 @@ def test_measures_for_known_names():
         "nDCG@5", "MRR@10", "R@20", "P@3", "Judged@10"}
 
 
-# --- compare ------------------------------------------------------------------------------
+# --- compare --------------------------------------------------------------------------
 
 def _ranked_split(n: int = 20) -> Split:
     """n queries, each with one relevant passage "rel"."""
@@ -157,7 +164,8 @@ def _run_with_rel_at(ranks: dict[str, int]) -> dict:
 def test_compare_identical_runs():
     split = _ranked_split()
     base = _run_with_rel_at({q: 1 + i % 4 for i, q in enumerate(split.queries)})
-    table = compare({"base": base, "same": {q: dict(d) for q, d in base.items()}}, split, "base")
+    table = compare({"base": base, "same": {q: dict(d) for q, d in base.items()}},
+                    split, "base")
     assert table.index.name == "run"
     assert list(table.index) == ["base", "same"]
     for col in (*MEASURE_NAMES, "delta", "ci_low", "ci_high", "differs"):
@@ -165,7 +173,8 @@ def test_compare_identical_runs():
     assert table.loc["base", "differs"] == "baseline"
     assert table.loc["same", "differs"] == "no (noise)"
     for name in ("base", "same"):
-        assert table.loc[name, ["delta", "ci_low", "ci_high"]].tolist() == [0.0, 0.0, 0.0]
+        assert (table.loc[name, ["delta", "ci_low", "ci_high"]].tolist()
+                == [0.0, 0.0, 0.0])
 
 
 def test_compare_constant_margin_is_a_difference():
@@ -177,7 +186,8 @@ def test_compare_constant_margin_is_a_difference():
     assert row["delta"] == pytest.approx(0.5)
     assert row["ci_low"] > 0 and row["ci_high"] >= row["ci_low"]
     assert row["differs"] == "yes"
-    assert row["MRR@10"] == pytest.approx(1.0) and table.loc["base", "MRR@10"] == pytest.approx(0.5)
+    assert (row["MRR@10"] == pytest.approx(1.0)
+            and table.loc["base", "MRR@10"] == pytest.approx(0.5))
 
 
 def test_compare_better_everywhere_by_varying_margins():
@@ -190,7 +200,8 @@ def test_compare_better_everywhere_by_varying_margins():
     table = compare({"base": base, "better": better, "worse": worse}, split, "base",
                     measure="MRR@10", n_resamples=2000)
     assert table.loc["better", "ci_low"] > 0
-    assert table.loc["better", "ci_low"] < table.loc["better", "ci_high"]  # a real interval
+    # a real interval
+    assert table.loc["better", "ci_low"] < table.loc["better", "ci_high"]
     assert table.loc["better", "differs"] == "yes"
     assert table.loc["worse", "ci_high"] < 0
     assert table.loc["worse", "differs"] == "yes"
@@ -200,7 +211,8 @@ def test_compare_noise_crosses_zero():
     split = _ranked_split()
     qids = list(split.queries)
     base = _run_with_rel_at({q: 2 for q in qids})
-    mixed = _run_with_rel_at({q: 1 if i % 2 else 12 for i, q in enumerate(qids)})  # +1/2, -1/2
+    # +1/2, -1/2
+    mixed = _run_with_rel_at({q: 1 if i % 2 else 12 for i, q in enumerate(qids)})
     table = compare({"base": base, "mixed": mixed}, split, "base", measure="MRR@10",
                     n_resamples=2000)
     row = table.loc["mixed"]
@@ -219,7 +231,8 @@ def test_compare_published_runs_reproducible(full):
     assert (c.loc["dl19.tasb", "ci_low"], c.loc["dl19.tasb", "ci_high"]) != \
         (a.loc["dl19.tasb", "ci_low"], a.loc["dl19.tasb", "ci_high"])
     tasb = a.loc["dl19.tasb"]
-    assert tasb["delta"] == pytest.approx(tasb["nDCG@10"] - a.loc["dl19.bm25", "nDCG@10"])
+    assert tasb["delta"] == pytest.approx(tasb["nDCG@10"]
+                                          - a.loc["dl19.bm25", "nDCG@10"])
     assert tasb["delta"] == pytest.approx(0.721 - 0.506, abs=1e-3)
     assert 0 < tasb["ci_low"] < tasb["delta"] < tasb["ci_high"]
     assert tasb["differs"] == "yes"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from minidr.data.formats import DataFormatError, rank, read_id_text_tsv, read_qrels, read_trec_run, write_trec_run
+from minidr.data.formats import (DataFormatError, rank, read_id_text_tsv, read_qrels,
+                                 read_trec_run, write_trec_run)
 
 RUN = {
     "q1": {"d1": 3.5, "d2": 12.25, "d3": -1.0, "d4": 0.125},
@@ -18,7 +19,7 @@ def _write(tmp_path, name, text):
     return path
 
 
-# --- TREC runs -------------------------------------------------------------------------
+# --- TREC runs ------------------------------------------------------------------------
 
 def test_trec_run_round_trip(tmp_path):
     path = write_trec_run(RUN, tmp_path / "sub" / "run.trec", tag="mytag")
@@ -68,13 +69,14 @@ def test_read_trec_run_skips_blank_lines_and_accepts_tabs(tmp_path):
     "1 Q0 c 3 high tag",         # score not a number
 ])
 def test_malformed_run_line_names_file_and_line(tmp_path, bad):
-    path = _write(tmp_path, "bad.trec", "1 Q0 a 1 2.5 t\n\n1 Q0 b 2 1.5 t\n" + bad + "\n")
+    path = _write(tmp_path, "bad.trec",
+                  "1 Q0 a 1 2.5 t\n\n1 Q0 b 2 1.5 t\n" + bad + "\n")
     with pytest.raises(DataFormatError) as e:
         read_trec_run(path)
     assert f"{path}:4:" in str(e.value)  # line 4: the blank line counts
 
 
-# --- qrels -----------------------------------------------------------------------------
+# --- qrels ----------------------------------------------------------------------------
 
 def test_read_qrels_tabs_spaces_and_keep(tmp_path):
     path = _write(tmp_path, "qrels.txt", "1 0 a 1\n1\t0\tb\t0\n2 Q0 c 3\n\n3 0 d -1\n")
@@ -96,7 +98,7 @@ def test_qrels_double_minus_grade_is_a_format_error(tmp_path):
         read_qrels(path)
 
 
-# --- id<TAB>text -----------------------------------------------------------------------
+# --- id<TAB>text ----------------------------------------------------------------------
 
 def test_read_id_text_tsv(tmp_path):
     path = _write(tmp_path, "q.tsv", "1\tfirst\r\n\n22\tsecond\twith a tab\n3\t\n")
@@ -119,7 +121,7 @@ def test_missing_file_raises_file_not_found(tmp_path):
             reader(tmp_path / "absent.tsv")
 
 
-# --- rank ------------------------------------------------------------------------------
+# --- rank -----------------------------------------------------------------------------
 
 def test_rank_orders_by_score_then_pid():
     run = {"q": {"b": 1.0, "c": 2.0, "a": 1.0, "10": 1.0, "9": 1.0}}

@@ -1,4 +1,5 @@
-"""minidr.index: faiss search equals brute force; IVF-PQ is compressed and close; the embedding cache."""
+"""minidr.index: faiss search equals brute force; IVF-PQ is compressed and close;
+the embedding cache."""
 from __future__ import annotations
 
 import os
@@ -15,12 +16,13 @@ pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def clustered(n: int, d: int, seed: int) -> np.ndarray:
-    """Vectors near 20 centres of an 8-dimensional subspace: embedding-like, low intrinsic dim."""
+    """Vectors near 20 centres of an 8-dimensional subspace:
+    embedding-like, low intrinsic dim."""
     rng = np.random.default_rng(seed)
-    basis = np.random.default_rng(99).standard_normal((8, d))            # (8, d), shared
-    centres = np.random.default_rng(98).standard_normal((20, 8)) * 2     # (20, 8), shared
-    z = centres[rng.integers(0, 20, n)] + rng.standard_normal((n, 8))    # (n, 8)
-    return (z @ basis).astype(np.float32)                                # (n, d)
+    basis = np.random.default_rng(99).standard_normal((8, d))          # (8, d), shared
+    centres = np.random.default_rng(98).standard_normal((20, 8)) * 2   # (20, 8), shared
+    z = centres[rng.integers(0, 20, n)] + rng.standard_normal((n, 8))  # (n, 8)
+    return (z @ basis).astype(np.float32)                              # (n, d)
 
 
 def test_flat_search_equals_brute_force_top_k():
@@ -31,18 +33,20 @@ def test_flat_search_equals_brute_force_top_k():
     index = DenseIndex.build(emb, ids)
     scores, got = index.search(queries, k=10)
 
-    full = queries @ emb.T                                           # (q, n)
-    top = np.argsort(-full, axis=1, kind="stable")[:, :10]           # (q, 10)
+    full = queries @ emb.T                                  # (q, n)
+    top = np.argsort(-full, axis=1, kind="stable")[:, :10]  # (q, 10)
     assert scores.shape == (20, 10) and scores.dtype == np.float32
     assert got == [[ids[j] for j in row] for row in top]
-    np.testing.assert_allclose(scores, np.take_along_axis(full, top, axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scores, np.take_along_axis(full, top, axis=1),
+                               rtol=1e-5, atol=1e-5)
     assert len(index) == 500 and index.kind == "flat"
-    assert index.memory_bytes >= 500 * 16 * 4                        # the raw float32 vectors
+    assert index.memory_bytes >= 500 * 16 * 4               # the raw float32 vectors
 
 
 def test_search_in_batches_equals_one_call():
     rng = np.random.default_rng(1)
-    emb, queries = rng.standard_normal((100, 8)), rng.standard_normal((9, 8))   # float64 is converted
+    # float64 is converted
+    emb, queries = rng.standard_normal((100, 8)), rng.standard_normal((9, 8))
     index = DenseIndex.build(emb, [str(i) for i in range(100)])
     s1, i1 = index.search(queries, k=5)
     s2, i2 = index.search(queries, k=5, batch_size=2)
@@ -52,7 +56,8 @@ def test_search_in_batches_equals_one_call():
 def test_search_drops_missing_results():
     emb = np.array([[3, 0], [2, 0], [1, 0]], dtype=np.float32)
     index = DenseIndex.build(emb, ["a", "b", "c"])
-    scores, ids = index.search(np.array([[1, 0]], dtype=np.float32), k=5)   # k > passages
+    # k > passages
+    scores, ids = index.search(np.array([[1, 0]], dtype=np.float32), k=5)
     assert ids == [["a", "b", "c"]]
     assert scores.shape == (1, 5) and np.isneginf(scores[0, 3:]).all()
     np.testing.assert_array_equal(scores[0, :3], [3, 2, 1])
@@ -61,7 +66,8 @@ def test_search_drops_missing_results():
 def test_search_run_format():
     emb = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
     index = DenseIndex.build(emb, ["p1", "p2", "p3"])
-    run = index.search_run(["q1", "q2"], np.array([[2, 0], [0, 1]], dtype=np.float32), k=2)
+    run = index.search_run(["q1", "q2"], np.array([[2, 0], [0, 1]], dtype=np.float32),
+                           k=2)
     assert run == {"q1": {"p1": 2.0, "p3": 2.0}, "q2": {"p2": 1.0, "p3": 1.0}}
     assert all(type(s) is float for docs in run.values() for s in docs.values())
     with pytest.raises(ValueError, match="qids"):
@@ -82,16 +88,17 @@ def test_ivfpq_close_to_flat_and_much_smaller():
     assert ivfpq.memory_bytes < flat.memory_bytes / 4
     assert (np.diff(scores, axis=1) <= 1e-4).all()                    # best first
 
-    again = DenseIndex.build(emb, ids, kind="ivfpq", seed=0)          # same seed, same index
+    again = DenseIndex.build(emb, ids, kind="ivfpq", seed=0)  # same seed, same index
     assert again.search(queries, 10)[1] == approx
 
 
 def test_ivfpq_defaults_and_errors():
     nlist, m, nprobe = ivfpq_defaults(10_000, 768)
     assert nlist == 400 and 768 % m == 0 and 8 <= 768 // m <= 16 and nprobe == 100
-    assert ivfpq_defaults(10, 12)[0] <= 10                            # never more cells than vectors
+    assert ivfpq_defaults(10, 12)[0] <= 10  # never more cells than vectors
     with pytest.raises(ValueError, match="nbits"):
-        DenseIndex.build(np.zeros((100, 16), np.float32), [str(i) for i in range(100)], kind="ivfpq")
+        DenseIndex.build(np.zeros((100, 16), np.float32), [str(i) for i in range(100)],
+                         kind="ivfpq")
     with pytest.raises(ValueError, match="kind"):
         DenseIndex.build(np.zeros((2, 4), np.float32), ["a", "b"], kind="hnsw")
     with pytest.raises(ValueError, match="distinct"):
@@ -100,7 +107,7 @@ def test_ivfpq_defaults_and_errors():
         DenseIndex.build(np.zeros((2, 4), np.float32), ["a"])
 
 
-# -- embedding cache --------------------------------------------------------------------
+# -- embedding cache -------------------------------------------------------------------
 
 def test_cached_embeddings_computes_once(tmp_path):
     calls = []
@@ -133,8 +140,8 @@ def test_cached_embeddings_leaves_nothing_when_compute_raises(tmp_path):
 
 def test_cached_embeddings_leaves_nothing_when_save_fails(tmp_path, monkeypatch):
     def save(f, arr, allow_pickle):
-        f.write(b"\x93NUMPY half")                                    # a truncated write...
-        raise OSError("disk full")                                    # ...then the failure
+        f.write(b"\x93NUMPY half")  # a truncated write...
+        raise OSError("disk full")  # ...then the failure
 
     monkeypatch.setattr(minidr.retrieval.embedding_cache.np, "save", save)
     with pytest.raises(OSError, match="disk full"):
@@ -144,13 +151,15 @@ def test_cached_embeddings_leaves_nothing_when_save_fails(tmp_path, monkeypatch)
 
 def test_cached_embeddings_refuses_object_arrays(tmp_path):
     with pytest.raises(ValueError):
-        cached_embeddings("k", lambda: np.array([{"a": 1}], dtype=object), cache_dir=tmp_path)
+        cached_embeddings("k", lambda: np.array([{"a": 1}], dtype=object),
+                          cache_dir=tmp_path)
     assert os.listdir(tmp_path) == []
 
 
 def test_embedding_key():
     assert embedding_key("bert-l4-step500", "0123abcd") == "bert-l4-step500-0123abcd"
-    for model, corpus in [("google/bert", "0123"), ("", "0123"), ("m", "a-b"), ("m", "../x")]:
+    for model, corpus in [("google/bert", "0123"), ("", "0123"), ("m", "a-b"),
+                          ("m", "../x")]:
         with pytest.raises(ValueError):
             embedding_key(model, corpus)
     with pytest.raises(ValueError):

@@ -1,4 +1,5 @@
-"""The package layout: layers import only downward, no method imports another, no cycles."""
+"""The package layout: layers import only downward, no method imports another,
+no cycles."""
 import ast
 from pathlib import Path
 
@@ -6,7 +7,8 @@ import minidr
 
 ROOT = Path(minidr.__file__).parent
 # each layer may import itself and the layers before it
-LAYERS = ["core", "data", "evaluation", "models", "retrieval", "training", "methods", "substrate"]
+LAYERS = ["core", "data", "evaluation", "models", "retrieval", "training", "methods",
+          "substrate"]
 
 
 def _module_name(path: Path) -> str:
@@ -15,7 +17,8 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    """Absolute names of the minidr modules ``path`` imports (relative imports resolved)."""
+    """Absolute names of the minidr modules ``path`` imports
+    (relative imports resolved)."""
     package = _module_name(path).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
@@ -27,8 +30,8 @@ def _imports(path: Path) -> set[str]:
             if module.startswith("minidr"):
                 found.add(module)
                 found.update(f"{module}.{a.name}" for a in node.names
-                             if (ROOT.parent / f"{module}.{a.name}".replace(".", "/")).with_suffix(
-                                 ".py").exists())
+                             if (ROOT.parent / f"{module}.{a.name}".replace(".", "/"))
+                             .with_suffix(".py").exists())
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("minidr"))
     return found
@@ -60,7 +63,8 @@ def test_no_method_imports_another_method():
 
 
 def test_no_import_cycles():
-    graph = {m: {i for i in imps if i in MODULES and i != m} for m, imps in MODULES.items()}
+    graph = {m: {i for i in imps if i in MODULES and i != m}
+             for m, imps in MODULES.items()}
     state: dict[str, int] = {}
 
     def visit(m, stack):

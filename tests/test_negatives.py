@@ -1,21 +1,24 @@
-"""minidr.negatives: never a positive, never a duplicate, deterministic, the right count and depth."""
+"""minidr.negatives: never a positive, never a duplicate, deterministic,
+the right count and depth."""
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from minidr.training.negatives import bm25_negatives, positives_of, random_negatives, top_k_negatives
+from minidr.training.negatives import (bm25_negatives, positives_of, random_negatives,
+                                       top_k_negatives)
 
 PIDS = [f"p{i}" for i in range(60)]
 QIDS = [f"q{i}" for i in range(30)]
 
 
 def toy_qrels(seed: int) -> dict[str, dict[str, int]]:
-    """Each query: 1-5 positives (grades 1-3) and a few judged non-relevant (grade 0)."""
+    """Each query: 1-5 positives (grades 1-3)
+    and a few judged non-relevant (grade 0)."""
     rng = random.Random(seed)
     qrels = {}
-    for qid in QIDS[:-3]:                                   # the last three queries have no qrels
+    for qid in QIDS[:-3]:  # the last three queries have no qrels
         judged = rng.sample(PIDS, 8)
         qrels[qid] = {pid: (rng.randint(1, 3) if i < rng.randint(1, 5) else 0)
                       for i, pid in enumerate(judged)}
@@ -47,8 +50,9 @@ def test_positives_of():
 @pytest.mark.parametrize("seed", range(20))
 def test_random_negatives_properties(seed):
     qrels = toy_qrels(seed)
-    for n in (1, 7, 55, 100):                              # 100: more than there are candidates
-        negs = random_negatives(QIDS, PIDS + PIDS[:5], qrels, n, seed=seed)   # duplicate pids too
+    for n in (1, 7, 55, 100):  # 100: more than there are candidates
+        # duplicate pids too
+        negs = random_negatives(QIDS, PIDS + PIDS[:5], qrels, n, seed=seed)
         assert list(negs) == QIDS
         check(negs, qrels, n, lambda qid: PIDS)
 
@@ -57,9 +61,11 @@ def test_random_negatives_properties(seed):
 def test_top_k_negatives_properties(seed):
     qrels, run = toy_qrels(seed), toy_run(seed)
     ranked = {q: sorted(docs, key=lambda p: (-docs[p], p)) for q, docs in run.items()}
-    for n, depth, skip in [(1, 10, 0), (3, 20, 2), (5, 5, 0), (50, 100, 10), (4, 12, 11)]:
+    for n, depth, skip in [(1, 10, 0), (3, 20, 2), (5, 5, 0), (50, 100, 10),
+                           (4, 12, 11)]:
         for sample in (True, False):
-            negs = top_k_negatives(run, qrels, n, depth=depth, skip=skip, seed=seed, sample=sample)
+            negs = top_k_negatives(run, qrels, n, depth=depth, skip=skip, seed=seed,
+                                   sample=sample)
             assert list(negs) == list(run)
             check(negs, qrels, n, lambda qid: ranked[qid][skip:depth])
 
@@ -90,25 +96,30 @@ def test_random_negatives_cover_the_corpus():
 
 
 def test_bm25_negatives_respects_depth_and_skip():
-    run = {"q": {f"d{r}": 100.0 - r for r in range(1, 101)}}   # d1 is rank 1, ..., d100 rank 100
-    qrels = {"q": {"d3": 1, "d5": 0}}                           # d5 is judged non-relevant: allowed
+    # d1 is rank 1, ..., d100 rank 100
+    run = {"q": {f"d{r}": 100.0 - r for r in range(1, 101)}}
+    qrels = {"q": {"d3": 1, "d5": 0}}  # d5 is judged non-relevant: allowed
     rank_of = {f"d{r}": r for r in range(1, 101)}
     seen = set()
     for seed in range(100):
         negs = bm25_negatives(run, qrels, n=4, depth=10, skip=2, seed=seed)["q"]
         assert len(negs) == 4
         assert all(3 <= rank_of[p] <= 10 for p in negs) and "d3" not in negs
-        assert [rank_of[p] for p in negs] == sorted(rank_of[p] for p in negs)   # rank order
+        # rank order
+        assert [rank_of[p] for p in negs] == sorted(rank_of[p] for p in negs)
         seen.update(negs)
-    assert seen == {f"d{r}" for r in (4, 5, 6, 7, 8, 9, 10)}   # ranks 3..10 minus the positive d3
+    # ranks 3..10 minus the positive d3
+    assert seen == {f"d{r}" for r in (4, 5, 6, 7, 8, 9, 10)}
 
 
 def test_bm25_negatives_top_without_sampling_is_dprs_choice():
     run = {"q": {"a": 9.0, "b": 8.0, "c": 7.0, "d": 6.0}, "empty": {}}
     qrels = {"q": {"a": 1}}
     assert bm25_negatives(run, qrels, n=1, sample=False) == {"q": ["b"], "empty": []}
-    assert bm25_negatives(run, qrels, n=2, skip=2, sample=False) == {"q": ["c", "d"], "empty": []}
-    assert top_k_negatives(run, qrels, n=10, depth=3)["q"] == ["b", "c"]   # only 2 candidates
+    assert (bm25_negatives(run, qrels, n=2, skip=2, sample=False)
+            == {"q": ["c", "d"], "empty": []})
+    # only 2 candidates
+    assert top_k_negatives(run, qrels, n=10, depth=3)["q"] == ["b", "c"]
 
 
 def test_top_k_negatives_ties_are_broken_by_pid():

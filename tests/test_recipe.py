@@ -1,4 +1,5 @@
-"""Recipes are the one home of each method's settings; fit() charges what batches cost."""
+"""Recipes are the one home of each method's settings;
+fit() charges what batches cost."""
 import dataclasses
 import inspect
 
@@ -13,7 +14,8 @@ from minidr.training.trainer import TrainConfig, fit
 
 METHODS = {"dpr": (dpr, dpr.train_dpr), "ance": (ance, ance.train_ance),
            "star": (star, star.train_star), "ltre": (ltre, ltre.train_ltre),
-           "adore": (adore, adore.train_adore), "bert_cat": (bert_cat, bert_cat.train_cross_encoder)}
+           "adore": (adore, adore.train_adore),
+           "bert_cat": (bert_cat, bert_cat.train_cross_encoder)}
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -41,7 +43,8 @@ def test_shared_constants_and_equal_budgets():
     assert COSINE_SIGMA == 1 / COSINE_TEMPERATURE == 20
     assert dpr.RECIPE.temperature == ance.RECIPE.temperature == COSINE_TEMPERATURE
     assert star.RECIPE.sigma == ltre.RECIPE.sigma == adore.RECIPE.sigma == COSINE_SIGMA
-    for p in ("ci", "cpu", "gpu"):   # chapter 03 compares BERT_CAT and BERT_DOT at equal budget
+    # chapter 03 compares BERT_CAT and BERT_DOT at equal budget
+    for p in ("ci", "cpu", "gpu"):
         assert bert_cat.RECIPE.budget(p) == dpr.RECIPE.budget(p)
         assert adore.RECIPE.budget(p) == ltre.RECIPE.budget(p)
     assert bert_cat.RECIPE.lr == dpr.RECIPE.lr
@@ -52,7 +55,7 @@ def test_hard_negatives_must_be_set_before_a_batch():
     batches = GroupedBatches(None, ex, {"p1": "x", "p2": "y", "p3": "z"}, 2, n_hard=1)
     with pytest.raises(ValueError, match="needs hard negatives"):
         batches.texts(0)
-    batches.hard_negatives = {}                      # set (e.g. by an ANCE refresh): topped up
+    batches.hard_negatives = {}  # set (e.g. by an ANCE refresh): topped up
     assert len(batches.texts(0)[1]) == 4
 
 
@@ -67,8 +70,9 @@ def test_fit_charges_each_batch_and_defaults_checkpoints(tmp_path):
     model = torch.nn.Linear(1, 1)
     cost = CostMeter()
     config = TrainConfig(steps=4, lr=0.1, device="cpu", checkpoint_dir=str(tmp_path))
-    assert config.checkpoint_every == 50                       # max(steps // 5, 50)
+    assert config.checkpoint_every == 50                # max(steps // 5, 50)
     trainer = fit(model, lambda m, b: (m(b.x).pow(2).mean(), {}), Batch, config, cost)
     assert trainer.step == 4 and (tmp_path / "checkpoint.pt").exists()
-    assert cost.counts["queries_encoded"] == 12 and cost.counts["passages_encoded"] == 24
-    assert TrainConfig(steps=10).checkpoint_every == 0         # no folder, no checkpoints
+    assert (cost.counts["queries_encoded"] == 12
+            and cost.counts["passages_encoded"] == 24)
+    assert TrainConfig(steps=10).checkpoint_every == 0  # no folder, no checkpoints

@@ -1,4 +1,5 @@
-"""minidr.results: one JSON record per (chapter, method, profile), read back as a leaderboard."""
+"""minidr.results: one JSON record per (chapter, method, profile),
+read back as a leaderboard."""
 from __future__ import annotations
 
 import json
@@ -24,7 +25,8 @@ COLUMNS = ["chapter", "method", "profile", "dl19 nDCG@10", "dev MRR@10", "dev R@
 
 def test_record_result_writes_one_complete_json(tmp_path):
     path = record_result("01_bm25", "BM25 (k1=0.9, b=0.4)", METRICS, get_profile("ci"),
-                         cost={"wall_seconds": 12.5, "queries": 43}, params={"k1": 0.9, "b": 0.4},
+                         cost={"wall_seconds": 12.5, "queries": 43},
+                         params={"k1": 0.9, "b": 0.4},
                          data_source="/data/msmarco-passage", directory=tmp_path)
     assert path.parent == tmp_path
     assert path.name.endswith("__ci.json") and path.name.startswith("01_bm25__")
@@ -50,7 +52,8 @@ def test_record_result_writes_one_complete_json(tmp_path):
 def test_record_carries_the_git_commit(tmp_path):
     head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    record = json.loads(record_result("c", "m", METRICS, "ci", directory=tmp_path).read_text())
+    record = json.loads(record_result("c", "m", METRICS, "ci",
+                                      directory=tmp_path).read_text())
     assert record["git_commit"] in (head, head + "-dirty")
 
 
@@ -63,9 +66,12 @@ def test_profile_may_be_a_name_and_method_is_file_safe(tmp_path):
 
 
 def test_recording_again_replaces_the_record(tmp_path):
-    record_result("01_bm25", "BM25", {"dl19": {"nDCG@10": 0.1}}, "ci", directory=tmp_path)
-    record_result("01_bm25", "BM25", {"dl19": {"nDCG@10": 0.2}}, "ci", directory=tmp_path)
-    record_result("01_bm25", "BM25", {"dl19": {"nDCG@10": 0.3}}, "cpu", directory=tmp_path)
+    record_result("01_bm25", "BM25", {"dl19": {"nDCG@10": 0.1}}, "ci",
+                  directory=tmp_path)
+    record_result("01_bm25", "BM25", {"dl19": {"nDCG@10": 0.2}}, "ci",
+                  directory=tmp_path)
+    record_result("01_bm25", "BM25", {"dl19": {"nDCG@10": 0.3}}, "cpu",
+                  directory=tmp_path)
     records = load_results(tmp_path)
     got = [(r["profile"], r["metrics"]["dl19"]["nDCG@10"]) for r in records]
     assert got == [("ci", 0.2), ("cpu", 0.3)]
@@ -95,7 +101,8 @@ def test_leaderboard_columns_and_values(tmp_path):
     assert list(table.columns) == COLUMNS
     assert len(table) == 2
     bm25 = table.set_index("method").loc["BM25"]
-    assert (bm25["dl19 nDCG@10"], bm25["dev MRR@10"], bm25["dev R@100"]) == (0.506, 0.35, 0.80)
+    assert ((bm25["dl19 nDCG@10"], bm25["dev MRR@10"], bm25["dev R@100"])
+            == (0.506, 0.35, 0.80))
     assert bm25["wall s"] == 3.0 and not bm25["teacher labels"]
     student = table.set_index("method").loc["student"]
     assert student["dl19 nDCG@10"] == 0.6
@@ -118,8 +125,10 @@ def test_empty_results_dir(tmp_path):
 
 
 def test_record_keeps_the_training_curve(tmp_path):
-    curve = [{"step": 0, "seconds": 0.0, "dl19 nDCG@10": 0.2}, {"step": 10, "seconds": 5.5, "dl19 nDCG@10": 0.3}]
-    path = record_result("05_ance", "ANCE", METRICS, "ci", curve=curve, directory=tmp_path)
+    curve = [{"step": 0, "seconds": 0.0, "dl19 nDCG@10": 0.2},
+             {"step": 10, "seconds": 5.5, "dl19 nDCG@10": 0.3}]
+    path = record_result("05_ance", "ANCE", METRICS, "ci", curve=curve,
+                         directory=tmp_path)
     assert json.loads(path.read_text())["curve"] == curve
     plain = record_result("05_ance", "other", METRICS, "ci", directory=tmp_path)
     assert json.loads(plain.read_text())["curve"] == []

@@ -29,7 +29,8 @@ TOY = {
 TOY_LENGTHS = {"1": 3, "2": 3, "3": 4, "4": 3, "5": 4}
 
 
-def lucene_bm25(tf: int, df: int, dl: int, n: int, avgdl: float, k1: float, b: float) -> float:
+def lucene_bm25(tf: int, df: int, dl: int, n: int, avgdl: float, k1: float,
+                b: float) -> float:
     """Lucene's BM25Similarity (no (k1 + 1) factor in the numerator since Lucene 8)."""
     idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
     return idf * tf / (tf + k1 * (1 - b + b * dl / avgdl))
@@ -45,7 +46,7 @@ def toy(toy_cache):
     return BM25(TOY, cache_dir=toy_cache)
 
 
-# --- ranking and scores ----------------------------------------------------------------------
+# --- ranking and scores ---------------------------------------------------------------
 
 def test_rare_term_ranks_its_passage_first(toy):
     run = toy.search({"q": "cat gluons", "r": "dog mailman"}, k=10)
@@ -69,7 +70,8 @@ def test_scores_match_the_bm25_formula(toy, k1, b):
     assert set(run["q"]) == {"1", "4", "5"}
     for pid, score in run["q"].items():
         expected = lucene_bm25(1, 3, TOY_LENGTHS[pid], 5, 3.4, k1, b)
-        assert score == pytest.approx(expected, abs=2e-4), pid  # Anserini rounds to 1e-4
+        # Anserini rounds to 1e-4
+        assert score == pytest.approx(expected, abs=2e-4), pid
 
 
 def test_k1_and_b_change_the_scores(toy):
@@ -82,7 +84,8 @@ def test_k1_and_b_change_the_scores(toy):
 
 
 def test_instance_parameters_are_the_defaults(toy, toy_cache, monkeypatch):
-    monkeypatch.setattr(BM25, "_build", lambda self, corpus: pytest.fail("rebuilt a cached index"))
+    monkeypatch.setattr(BM25, "_build",
+                        lambda self, corpus: pytest.fail("rebuilt a cached index"))
     other = BM25(TOY, k1=1.5, b=0.9, cache_dir=toy_cache)
     q = {"q": "cat dog garden"}
     assert other.search(q, k=10) == toy.search(q, k=10, k1=1.5, b=0.9)
@@ -99,7 +102,7 @@ def test_empty_corpus_raises(tmp_path):
         BM25({}, cache_dir=tmp_path)
 
 
-# --- the cache -----------------------------------------------------------------------------
+# --- the cache ------------------------------------------------------------------------
 
 def test_index_lives_under_the_cache_keyed_by_fingerprint(toy, toy_cache):
     assert toy.index_dir == toy_cache / "bm25" / corpus_fingerprint(TOY)
@@ -116,7 +119,8 @@ def test_cache_root_reads_minidr_cache(monkeypatch, tmp_path):
 def test_second_construction_reuses_the_index(toy, toy_cache, monkeypatch):
     marker = toy.index_dir / "minidr-complete.txt"
     before = (os.stat(toy.index_dir).st_mtime_ns, os.stat(marker).st_mtime_ns)
-    monkeypatch.setattr(BM25, "_build", lambda self, corpus: pytest.fail("rebuilt a cached index"))
+    monkeypatch.setattr(BM25, "_build",
+                        lambda self, corpus: pytest.fail("rebuilt a cached index"))
     again = BM25(dict(TOY), cache_dir=toy_cache)
     assert again.index_dir == toy.index_dir
     assert (os.stat(toy.index_dir).st_mtime_ns, os.stat(marker).st_mtime_ns) == before
@@ -127,12 +131,14 @@ def test_fingerprint_depends_on_ids_texts_and_order():
     fp = corpus_fingerprint(TOY)
     assert fp == corpus_fingerprint(dict(TOY))
     assert fp != corpus_fingerprint({**TOY, "5": TOY["5"] + "!"})
-    assert fp != corpus_fingerprint({("6" if p == "5" else p): t for p, t in TOY.items()})
+    assert fp != corpus_fingerprint({("6" if p == "5" else p): t
+                                     for p, t in TOY.items()})
     assert fp != corpus_fingerprint(dict(reversed(list(TOY.items()))))
 
 
 def test_fingerprint_has_no_separator_collisions():
-    assert corpus_fingerprint({"1": "a\n2\tb"}) != corpus_fingerprint({"1": "a", "2": "b"})
+    assert (corpus_fingerprint({"1": "a\n2\tb"})
+            != corpus_fingerprint({"1": "a", "2": "b"}))
 
 
 def test_incomplete_index_dir_is_rebuilt(tmp_path):
@@ -174,16 +180,18 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated interruption"):
         BM25(corpus, cache_dir=tmp_path)
     assert seen, "the build did not go through LuceneIndexer"
-    assert list((tmp_path / "bm25").iterdir()) == []  # neither the index nor its temp dir
+    # neither the index nor its temp dir
+    assert list((tmp_path / "bm25").iterdir()) == []
     assert not os.path.exists(seen[0])
 
     monkeypatch.setattr(lucene, "LuceneIndexer", real)
     bm25 = BM25(corpus, cache_dir=tmp_path)  # and the next run builds it whole
     assert bm25.num_docs == 2
-    assert [p.name for p in (tmp_path / "bm25").iterdir()] == [corpus_fingerprint(corpus)]
+    assert ([p.name for p in (tmp_path / "bm25").iterdir()]
+            == [corpus_fingerprint(corpus)])
 
 
-# --- the ci slice --------------------------------------------------------------------------
+# --- the ci slice ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def ci_bm25(ci):

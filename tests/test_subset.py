@@ -1,4 +1,5 @@
-"""minidr.subset: the committed id lists, and rebuilding them from the data directory."""
+"""minidr.subset: the committed id lists,
+and rebuilding them from the data directory."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,8 @@ from minidr.data.subset import ids_dir, read_ids
 def test_full_ids():
     ids = read_ids("full")
     assert len(ids.pids) == len(set(ids.pids)) == 43_076
-    assert {s: len(ids.queries[s]) for s in SPLITS} == {"train": 394, "dl19": 43, "dev": 583}
+    assert ({s: len(ids.queries[s]) for s in SPLITS}
+            == {"train": 394, "dl19": 43, "dev": 583})
     assert len(ids.unlabeled) == 49_045
     assert list(ids.train_origin) == ids.queries["train"]
     assert set(ids.train_origin.values()) == {"train", "dev"}
@@ -45,15 +47,18 @@ def test_unknown_slice():
         read_ids("tiny")
 
 
-def test_build_ids_reproduces_the_committed_lists(data_dir, full, tmp_path, monkeypatch):
-    """Deriving the ids again from the data directory gives the committed files, byte for byte."""
+def test_build_ids_reproduces_the_committed_lists(data_dir, full, tmp_path,
+                                                  monkeypatch):
+    """Deriving the ids again from the data directory gives the committed files,
+    byte for byte."""
     def load_once(root, slice_name="full"):  # reuse the session's full load
         assert slice_name == "full"
         return full
 
     monkeypatch.setattr(minidr.data.minimarco, "load_minimarco", load_once)
     out = build_ids(data_dir, out=tmp_path / "ids")
-    committed = sorted(["pids.txt", "train.tsv", "dl19.txt", "dev.txt", "unlabeled.txt", "ci.json"])
+    committed = sorted(["pids.txt", "train.tsv", "dl19.txt", "dev.txt", "unlabeled.txt",
+                        "ci.json"])
     assert sorted(p.name for p in out.iterdir()) == committed  # and no temp files
     for name in committed:
         assert (out / name).read_bytes() == (ids_dir() / name).read_bytes(), name

@@ -15,10 +15,12 @@ from minidr.models.teacher import TEACHER, load_teacher, teacher_path
 from minidr.substrate.teacher_labels import label_queries
 
 TOY = {"p1": "Spiders have eight legs and most of them have eight eyes.",
-       "p2": "Spiders have eight legs and most of them have eight eyes.",   # a duplicate: a tie
+       # a duplicate: a tie
+       "p2": "Spiders have eight legs and most of them have eight eyes.",
        "p3": "Paris is the capital and most populous city of France.",
        "p4": "The Great Wall of China is thousands of kilometres long.",
-       "p5": "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar."}
+       "p5": "Photosynthesis lets plants turn sunlight, water and carbon dioxide "
+             "into sugar."}
 TOY_Q = {"q_spider": "how many legs does a spider have",
          "q_paris": "what is the capital of france",
          "q_plants": "how do plants make food from sunlight"}
@@ -36,13 +38,14 @@ def toy_emb(teacher):
 
 def test_teacher_loads_offline_and_ranks_the_relevant_passage_first(teacher, toy_emb):
     assert teacher.name_or_path == TEACHER
-    assert teacher_path() != TEACHER                                  # the bundled copy, not the hub
+    assert teacher_path() != TEACHER  # the bundled copy, not the hub
     assert teacher.settings == {"pooling": "mean", "similarity": "cos", "shared": True,
                                 "max_query_len": 256, "max_passage_len": 256}
-    q = teacher.encode_queries([TOY_Q["q_paris"], TOY_Q["q_plants"]], progress=False)  # (2, 384)
-    scores = q @ toy_emb.T                                            # cosine: unit vectors
+    # (2, 384)
+    q = teacher.encode_queries([TOY_Q["q_paris"], TOY_Q["q_plants"]], progress=False)
+    scores = q @ toy_emb.T                        # cosine: unit vectors
     assert list(np.array(list(TOY))[scores.argmax(1)]) == ["p3", "p5"]
-    assert scores[0, 2] > scores[0].mean() + 0.3                      # by a wide margin
+    assert scores[0, 2] > scores[0].mean() + 0.3  # by a wide margin
 
 
 def test_teacher_equals_sentence_transformers(teacher, toy_emb):
@@ -54,48 +57,58 @@ def test_teacher_equals_sentence_transformers(teacher, toy_emb):
 
 def test_label_queries_keeps_confident_queries_only(teacher, toy_emb):
     pids = list(TOY)
-    labels = label_queries(teacher, pids, toy_emb, TOY_Q, min_margin=0.05, progress=False)
+    labels = label_queries(teacher, pids, toy_emb, TOY_Q, min_margin=0.05,
+                           progress=False)
     assert list(labels.columns) == ["qid", "pid", "score", "margin"]
     # the spider query's top two are the duplicates p1/p2: a tie, margin 0, dropped
     assert dict(zip(labels.qid, labels.pid)) == {"q_paris": "p3", "q_plants": "p5"}
     assert (labels.margin >= 0.05).all() and (labels.score <= 1 + 1e-6).all()
     assert labels.attrs == {"teacher": TEACHER, "min_margin": 0.05, "queries": 3}
 
-    everything = label_queries(teacher, pids, toy_emb, TOY_Q, min_margin=0.0, progress=False)
+    everything = label_queries(teacher, pids, toy_emb, TOY_Q, min_margin=0.0,
+                               progress=False)
     assert len(everything) == 3 and set(everything.pid) <= set(pids)
     tie = everything.set_index("qid").loc["q_spider"]
     assert tie.pid in {"p1", "p2"} and tie.margin == 0.0
-    assert label_queries(teacher, pids, toy_emb, TOY_Q, min_margin=2.0, progress=False).empty
+    assert label_queries(teacher, pids, toy_emb, TOY_Q, min_margin=2.0,
+                         progress=False).empty
     again = label_queries(teacher, pids, toy_emb, TOY_Q, min_margin=0.0, progress=False)
     pd.testing.assert_frame_equal(everything, again)                  # deterministic
 
 
 def test_label_queries_checks_its_inputs(teacher, toy_emb):
     with pytest.raises(ValueError, match="corpus ids"):
-        label_queries(teacher, list(TOY)[:4], toy_emb, TOY_Q, min_margin=0.1, progress=False)
+        label_queries(teacher, list(TOY)[:4], toy_emb, TOY_Q, min_margin=0.1,
+                      progress=False)
     with pytest.raises(ValueError, match="dimensions"):
-        label_queries(teacher, list(TOY), toy_emb[:, :100], TOY_Q, min_margin=0.1, progress=False)
+        label_queries(teacher, list(TOY), toy_emb[:, :100], TOY_Q, min_margin=0.1,
+                      progress=False)
     with pytest.raises(ValueError, match="k >= 2"):
-        label_queries(teacher, list(TOY), toy_emb, TOY_Q, min_margin=0.1, k=1, progress=False)
+        label_queries(teacher, list(TOY), toy_emb, TOY_Q, min_margin=0.1, k=1,
+                      progress=False)
 
 
 def test_label_queries_on_minimarco(teacher, ci):
-    """20 training queries over a 50-passage corpus: their positives and 30 other passages."""
+    """20 training queries over a 50-passage corpus:
+    their positives and 30 other passages."""
     train = ci.splits["train"]
     qids = list(train.queries)[:20]
     positives = {q: next(iter(train.qrels[q])) for q in qids}
-    others = [p for p in ci.corpus if p not in positives.values()][:50 - len(set(positives.values()))]
+    others = [p for p in ci.corpus
+              if p not in positives.values()][:50 - len(set(positives.values()))]
     pids = list(dict.fromkeys([*positives.values(), *others]))
-    emb = teacher.encode_passages([ci.corpus[p] for p in pids], progress=False)       # (50, 384)
+    # (50, 384)
+    emb = teacher.encode_passages([ci.corpus[p] for p in pids], progress=False)
     queries = {q: train.queries[q] for q in qids}
     labels = label_queries(teacher, pids, emb, queries, min_margin=0.05, progress=False)
     assert set(labels.pid) <= set(pids) and set(labels.qid) <= set(qids)
-    assert list(labels.qid) == [q for q in qids if q in set(labels.qid)]             # input order
+    assert list(labels.qid) == [q for q in qids if q in set(labels.qid)]  # input order
     assert len(labels) >= 5
     agree = np.mean([positives[q] == p for q, p in zip(labels.qid, labels.pid)])
-    assert agree >= 0.8, f"the confident teacher agrees with the qrels on only {agree:.0%}"
-    strict = label_queries(teacher, pids, emb, queries, min_margin=float(labels.margin.median()),
-                           progress=False)
+    assert agree >= 0.8, (
+        f"the confident teacher agrees with the qrels on only {agree:.0%}")
+    strict = label_queries(teacher, pids, emb, queries,
+                           min_margin=float(labels.margin.median()), progress=False)
     assert 0 < len(strict) < len(labels) and set(strict.qid) < set(labels.qid)
 
 
@@ -106,15 +119,17 @@ def test_labels_round_trip(tmp_path):
     path = write_labels(df, tmp_path / "labels.tsv")
     lines = path.read_text().splitlines()
     assert lines[0] == f"# teacher={TEACHER}, min_margin=0.05, queries=10, kept=2"
-    assert lines[1] == "qid\tpid\tscore\tmargin" and lines[2] == "1\t7\t0.750000\t0.125000"
+    assert (lines[1] == "qid\tpid\tscore\tmargin"
+            and lines[2] == "1\t7\t0.750000\t0.125000")
     back = read_labels(path)
     pd.testing.assert_frame_equal(back, df, check_dtype=False)
     assert back.attrs == df.attrs
     bare = df.copy()
-    bare.attrs = {"teacher": TEACHER}                                 # min_margin, queries unknown
+    bare.attrs = {"teacher": TEACHER}  # min_margin, queries unknown
     with pytest.raises(ValueError, match="min_margin"):
         write_labels(bare, tmp_path / "x.tsv")
-    write_labels(bare, tmp_path / "x.tsv", min_margin=0.1, queries=2)  # given explicitly: fine
+    # given explicitly: fine
+    write_labels(bare, tmp_path / "x.tsv", min_margin=0.1, queries=2)
     assert read_labels(tmp_path / "x.tsv").attrs["min_margin"] == 0.1
 
 
@@ -128,7 +143,8 @@ def test_labels_round_trip(tmp_path):
 ])
 def test_read_labels_names_file_and_line(tmp_path, lineno, bad, match):
     path = tmp_path / "labels.tsv"
-    lines = [f"# teacher={TEACHER}, min_margin=0.05, queries=10, kept=2", "qid\tpid\tscore\tmargin",
+    lines = [f"# teacher={TEACHER}, min_margin=0.05, queries=10, kept=2",
+             "qid\tpid\tscore\tmargin",
              "1\t7\t0.750000\t0.125000", "22\t8\t0.500000\t0.062500"]
     lines[lineno - 1] = bad
     path.write_text("\n".join(lines) + "\n")

@@ -1,4 +1,5 @@
-"""The teacher's scores of the training queries: made, written, validated, turned into labels."""
+"""The teacher's scores of the training queries:
+made, written, validated, turned into labels."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,15 +20,18 @@ def teacher():
 
 @pytest.fixture(scope="module")
 def tiny(ci):
-    """200 passages holding 20 labeled positives, 20 labeled and 30 unlabeled queries."""
+    """200 passages holding 20 labeled positives,
+    20 labeled and 30 unlabeled queries."""
     train = ci.splits["train"]
     qids = sorted(train.qrels)[:20]
-    pos = {p for q in qids for p, g in train.qrels[q].items() if g > 0 and p in ci.corpus}
+    pos = {p for q in qids for p, g in train.qrels[q].items()
+           if g > 0 and p in ci.corpus}
     pids = sorted(pos | set(list(ci.corpus)[:200 - len(pos)]))
     split = SimpleNamespace(queries={q: train.queries[q] for q in qids},
                             qrels={q: train.qrels[q] for q in qids})
     unlabeled = dict(list(ci.unlabeled_queries.items())[:30])
-    return SimpleNamespace(corpus={p: ci.corpus[p] for p in pids}, splits={"train": split},
+    return SimpleNamespace(corpus={p: ci.corpus[p] for p in pids},
+                           splits={"train": split},
                            unlabeled_queries=unlabeled, slice_name="test")
 
 
@@ -57,10 +61,11 @@ def test_labels_are_a_view_of_the_scores(built, tiny):
     view = s.labels(0.02, queries=tiny.unlabeled_queries)
     # float16 scores: margins agree to ~1e-3, so compare away from the threshold
     clear = set(exact.qid[exact.margin > 0.025]) | set(view.qid[view.margin > 0.025])
-    assert dict(zip(exact.qid, exact.pid)).items() >= {(q, p) for q, p in zip(view.qid, view.pid)
-                                                       if q in clear}
+    assert dict(zip(exact.qid, exact.pid)).items() >= {
+        (q, p) for q, p in zip(view.qid, view.pid) if q in clear}
     assert np.allclose(view.set_index("qid").loc[list(clear & set(view.qid)), "score"],
-                       exact.set_index("qid").loc[list(clear & set(view.qid)), "score"], atol=2e-3)
+                       exact.set_index("qid").loc[list(clear & set(view.qid)), "score"],
+                       atol=2e-3)
 
 
 def test_run_filters_to_a_corpus_and_queries(built):
@@ -72,8 +77,10 @@ def test_run_filters_to_a_corpus_and_queries(built):
 
 
 def _toy(n=4, k=3) -> TeacherScores:
-    scores = np.sort(np.random.default_rng(0).random((n, k)), axis=1)[:, ::-1].astype(np.float16)
-    return TeacherScores(np.arange(n, dtype=np.int64), np.arange(n * k, dtype=np.int32).reshape(n, k),
+    scores = (np.sort(np.random.default_rng(0).random((n, k)), axis=1)[:, ::-1]
+              .astype(np.float16))
+    return TeacherScores(np.arange(n, dtype=np.int64),
+                         np.arange(n * k, dtype=np.int32).reshape(n, k),
                          scores, {"teacher": "toy", "queries": n})
 
 
@@ -88,9 +95,11 @@ def test_round_trip_and_clear_errors(tmp_path):
         read_teacher_scores(path)
     bad = _toy()
     with pytest.raises(DataFormatError, match="sorted"):
-        write_teacher_scores(tmp_path / "u.npz", TeacherScores(bad.qids, bad.pids,
-                                                               bad.scores[:, ::-1], bad.meta))
+        write_teacher_scores(tmp_path / "u.npz",
+                             TeacherScores(bad.qids, bad.pids, bad.scores[:, ::-1],
+                                           bad.meta))
     with pytest.raises(DataFormatError, match="truncated"):
-        write_teacher_scores(tmp_path / "t.npz", TeacherScores(bad.qids[:3], bad.pids[:3],
-                                                               bad.scores[:3], bad.meta))
+        write_teacher_scores(tmp_path / "t.npz",
+                             TeacherScores(bad.qids[:3], bad.pids[:3], bad.scores[:3],
+                                           bad.meta))
     assert not (tmp_path / "u.npz").exists() and not (tmp_path / "t.npz").exists()

@@ -1,4 +1,5 @@
-"""minidr.train: the loop learns, resumes to the very same parameters, accumulates, checkpoints safely.
+"""minidr.train: the loop learns, resumes to the very same parameters,
+accumulates, checkpoints safely.
 
 The model is a 2-layer MLP doing regression on synthetic data; ``make_batch(i)``
 draws batch ``i`` from ``torch.Generator().manual_seed(i)``, a pure function of
@@ -14,7 +15,8 @@ import torch.nn.functional as F
 
 import minidr.training.trainer
 from minidr.core.cost import CostMeter
-from minidr.training.trainer import TrainConfig, Trainer, load_checkpoint, save_checkpoint
+from minidr.training.trainer import (TrainConfig, Trainer, load_checkpoint,
+                                     save_checkpoint)
 
 W_TRUE = torch.tensor([1.0, -2.0, 0.5, 3.0])
 
@@ -55,7 +57,8 @@ def assert_same_params(a, b):
 
 
 class Recorder:
-    """A callback remembering every call (and, optionally, the gradients at that point)."""
+    """A callback remembering every call
+    (and, optionally, the gradients at that point)."""
 
     def __init__(self, grads: bool = False, fail_at: int | None = None):
         self.steps, self.grads, self.keep_grads, self.fail_at = [], [], grads, fail_at
@@ -70,7 +73,8 @@ class Recorder:
 
 
 def test_loss_decreases():
-    history = Trainer(make_model(0, dropout=0.0), mse, make_batch, config(steps=60, lr=0.05)).fit()
+    history = Trainer(make_model(0, dropout=0.0), mse, make_batch,
+                      config(steps=60, lr=0.05)).fit()
     assert len(history) == 60 and [h["step"] for h in history] == list(range(1, 61))
     first = sum(h["loss"] for h in history[:10]) / 10
     last = sum(h["loss"] for h in history[-10:]) / 10
@@ -80,12 +84,14 @@ def test_loss_decreases():
 
 def test_resume_equals_uninterrupted(tmp_path):
     model_a = make_model(0)
-    history_a = Trainer(model_a, mse, make_batch, config(checkpoint_dir=str(tmp_path / "a"))).fit()
+    history_a = Trainer(model_a, mse, make_batch,
+                        config(checkpoint_dir=str(tmp_path / "a"))).fit()
 
     cfg_b = config(checkpoint_dir=str(tmp_path / "b"))
     first = Trainer(make_model(0), mse, make_batch, cfg_b).fit(max_steps=7)
     assert len(first) == 7
-    model_b = make_model(123)               # a new model, initialised differently: the checkpoint decides
+    # a new model, initialised differently: the checkpoint decides
+    model_b = make_model(123)
     history_b = Trainer(model_b, mse, make_batch, cfg_b).fit()
 
     assert history_b == history_a and len(history_b) == 20
@@ -98,8 +104,10 @@ def test_resume_after_a_crash_equals_uninterrupted(tmp_path):
 
     cfg = config(checkpoint_dir=str(tmp_path), checkpoint_every=5)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(make_model(0), mse, make_batch, cfg, callbacks=[Recorder(fail_at=13)]).fit()
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 10   # the last checkpoint
+        Trainer(make_model(0), mse, make_batch, cfg,
+                callbacks=[Recorder(fail_at=13)]).fit()
+    # the last checkpoint
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 10
     model_b = make_model(5)
     history_b = Trainer(model_b, mse, make_batch, cfg).fit()
     assert history_b == history_a
@@ -107,7 +115,8 @@ def test_resume_after_a_crash_equals_uninterrupted(tmp_path):
 
 
 def test_resume_test_would_catch_a_lost_rng_state(tmp_path, monkeypatch):
-    # Guard for the two tests above: with dropout, skipping the RNG restore must change the result.
+    # Guard for the two tests above: with dropout,
+    # skipping the RNG restore must change the result.
     model_a = make_model(0)
     Trainer(model_a, mse, make_batch, config()).fit()
     cfg = config(checkpoint_dir=str(tmp_path))
@@ -120,31 +129,38 @@ def test_resume_test_would_catch_a_lost_rng_state(tmp_path, monkeypatch):
 
 def test_gradient_accumulation_equals_one_big_batch():
     x, y = make_batch(0, size=8)
-    halves = lambda i: (x[4 * i:4 * i + 4], y[4 * i:4 * i + 4])   # micro-batches 0 and 1
+    halves = lambda i: (x[4 * i:4 * i + 4], y[4 * i:4 * i + 4])  # micro-batches 0 and 1
     whole = lambda i: (x, y)
-    cfg = dict(steps=1, lr_warmup=0.0, max_grad_norm=0.0, lr=0.1)     # no warm-up: lr > 0 at step 1
+    # no warm-up: lr > 0 at step 1
+    cfg = dict(steps=1, lr_warmup=0.0, max_grad_norm=0.0, lr=0.1)
     rec_acc, rec_one = Recorder(grads=True), Recorder(grads=True)
     model_acc, model_one = make_model(0, dropout=0.0), make_model(0, dropout=0.0)
-    h_acc = Trainer(model_acc, mse, halves, config(grad_accum=2, **cfg), callbacks=[rec_acc]).fit()
-    h_one = Trainer(model_one, mse, whole, config(grad_accum=1, **cfg), callbacks=[rec_one]).fit()
+    h_acc = Trainer(model_acc, mse, halves, config(grad_accum=2, **cfg),
+                    callbacks=[rec_acc]).fit()
+    h_one = Trainer(model_one, mse, whole, config(grad_accum=1, **cfg),
+                    callbacks=[rec_one]).fit()
 
-    # Adam's first step is nearly sign(grad): compare the gradients, not only the parameters.
+    # Adam's first step is nearly sign(grad): compare the gradients,
+    # not only the parameters.
     for g_acc, g_one in zip(rec_acc.grads[0], rec_one.grads[0]):
         torch.testing.assert_close(g_acc, g_one, rtol=1e-5, atol=1e-6)
     assert h_acc[0]["loss"] == pytest.approx(h_one[0]["loss"], rel=1e-6)
     assert h_acc[0]["mae"] == pytest.approx(h_one[0]["mae"], rel=1e-6)
     for a, b in zip(params(model_acc), params(model_one)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    assert any(not torch.equal(a, b) for a, b in zip(params(model_one), params(make_model(0, 0.0))))
+    assert any(not torch.equal(a, b)
+               for a, b in zip(params(model_one), params(make_model(0, 0.0))))
 
 
 def test_checkpoint_is_weights_only_and_leaves_no_temp_file(tmp_path, monkeypatch):
-    Trainer(make_model(0), mse, make_batch, config(steps=3, checkpoint_dir=str(tmp_path))).fit()
+    Trainer(make_model(0), mse, make_batch,
+            config(steps=3, checkpoint_dir=str(tmp_path))).fit()
     assert os.listdir(tmp_path) == ["checkpoint.pt"]
 
     calls = []
     real_load = torch.load
-    monkeypatch.setattr(torch, "load", lambda *a, **kw: calls.append(kw) or real_load(*a, **kw))
+    monkeypatch.setattr(torch, "load",
+                        lambda *a, **kw: calls.append(kw) or real_load(*a, **kw))
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert calls[0]["weights_only"] is True
     assert state["step"] == 3 and len(state["history"]) == 3
@@ -168,7 +184,8 @@ def test_callbacks_are_called_once_per_step_in_order(tmp_path):
     Trainer(make_model(0), mse, make_batch, cfg, callbacks=[rec]).fit(max_steps=4)
     assert rec.steps == [1, 2, 3, 4]
     rec2 = Recorder()
-    Trainer(make_model(0), mse, make_batch, cfg, callbacks=[rec2]).fit()   # resumes at step 4
+    # resumes at step 4
+    Trainer(make_model(0), mse, make_batch, cfg, callbacks=[rec2]).fit()
     assert rec2.steps == [5, 6, 7, 8, 9]
 
 
@@ -177,7 +194,8 @@ def test_callbacks_can_add_to_the_logs():
         def on_step_end(self, trainer, step, logs):
             logs["eval"] = float(step * 10)
 
-    history = Trainer(make_model(0), mse, make_batch, config(steps=3), callbacks=[AddEval()]).fit()
+    history = Trainer(make_model(0), mse, make_batch, config(steps=3),
+                      callbacks=[AddEval()]).fit()
     assert [h["eval"] for h in history] == [10.0, 20.0, 30.0]
 
 

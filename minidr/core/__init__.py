@@ -1,1 +1,2 @@
-"""Core: profiles, paths, atomic writes, the cost meter, progress lines, results records."""
+"""Core: profiles, paths, atomic writes, the cost meter, progress lines,
+results records."""

@@ -119,11 +119,13 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
         fields = {f.name for f in dataclasses.fields(Profile)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
-            raise ProfileError(f"unknown profile field(s) {unknown}; fields are {sorted(fields)}")
+            raise ProfileError(f"unknown profile field(s) {unknown}; "
+                               f"fields are {sorted(fields)}")
         profile = dataclasses.replace(profile, **overrides)
     if profile.needs_gpu and not _cuda_available():
         raise ProfileError(
-            f"profile {profile.name!r} needs a CUDA GPU, but torch.cuda.is_available() is False. "
+            f"profile {profile.name!r} needs a CUDA GPU, "
+            "but torch.cuda.is_available() is False. "
             "In Colab choose Runtime > Change runtime type > GPU; on a laptop use "
             "MINIDR_PROFILE=cpu (or ci for a quick smoke run)."
         )

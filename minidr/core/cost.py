@@ -24,7 +24,8 @@ __all__ = ["CostMeter"]
 
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
+    # bytes vs KiB
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 class CostMeter:

@@ -10,7 +10,8 @@ unit test checks every committed notebook (:func:`stream_problems`).
 Example::
 
     >>> nb = {"cells": [{"cell_type": "code", "outputs": [
-    ...     {"output_type": "stream", "name": "stderr", "text": "train: 10%\\rtrain: 100%\\n"},
+    ...     {"output_type": "stream", "name": "stderr",
+    ...      "text": "train: 10%\\rtrain: 100%\\n"},
     ...     {"output_type": "stream", "name": "stderr", "text": "done\\n"}]}]}
     >>> clean_outputs(nb)["cells"][0]["outputs"]
     [{'output_type': 'stream', 'name': 'stderr', 'text': 'train: 100%\\ndone\\n'}]
@@ -28,7 +29,8 @@ _CURSOR = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")       # ANSI cursor moves of nest
 
 
 def final_text(text: str) -> str:
-    """Each line as a terminal finally shows it: the part after its last carriage return."""
+    """Each line as a terminal finally shows it:
+    the part after its last carriage return."""
     lines = _CURSOR.sub("", text).split("\n")
     return "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
 
@@ -39,7 +41,8 @@ def _text(output: dict) -> str:
 
 
 def clean_outputs(nb) -> dict:
-    """Merge each cell's consecutive same-name streams and resolve carriage returns, in place."""
+    """Merge each cell's consecutive same-name streams and resolve carriage returns,
+    in place."""
     for cell in nb["cells"]:
         if cell.get("cell_type") != "code":
             continue
@@ -53,7 +56,8 @@ def clean_outputs(nb) -> dict:
                 merged.append(out)
         for out in merged:
             if out.get("output_type") == "stream":
-                text = "\n".join(l for l in final_text(_text(out)).split("\n") if l.strip())
+                text = "\n".join(l for l in final_text(_text(out)).split("\n")
+                                 if l.strip())
                 out["text"] = text + "\n" if text else ""
         cell["outputs"] = [o for o in merged
                            if o.get("output_type") != "stream" or o["text"].strip()]
@@ -61,12 +65,15 @@ def clean_outputs(nb) -> dict:
 
 
 def stream_problems(nb, max_streams: int = MAX_STREAMS_PER_CELL) -> list[str]:
-    """What a stored notebook should not hold: progress redraws, or walls of stream outputs."""
+    """What a stored notebook should not hold:
+    progress redraws, or walls of stream outputs."""
     problems = []
     for i, cell in enumerate(nb["cells"]):
-        streams = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
+        streams = [o for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream"]
         if len(streams) > max_streams:
-            problems.append(f"cell {i}: {len(streams)} stream outputs (at most {max_streams})")
+            problems.append(f"cell {i}: {len(streams)} stream outputs "
+                            f"(at most {max_streams})")
         if any("\r" in _text(o) for o in streams):
             problems.append(f"cell {i}: a carriage-return progress stream")
     return problems

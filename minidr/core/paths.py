@@ -27,7 +27,8 @@ def models_dir() -> Path:
 
 
 def teacher_dir() -> Path:
-    """``<repo>/data/teacher``: the teacher's labels (and scores) of training queries."""
+    """``<repo>/data/teacher``:
+    the teacher's labels (and scores) of training queries."""
     return repo_data_dir() / "teacher"
 
 

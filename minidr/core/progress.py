@@ -67,7 +67,9 @@ class _FinalLine:
         total = f"/{self.total}" if self.total is not None else ""
         extra = f" ({self.postfix})" if self.postfix else ""
         seconds = time.perf_counter() - self.start
-        print(f"{self.desc}: {self.n}{total} {self.unit}s in {seconds:.0f} s{extra}", flush=True)
+        unit = self.unit + ("es" if self.unit.endswith(("s", "sh", "ch", "x")) else "s")
+        print(f"{self.desc}: {self.n}{total} {unit} in {seconds:.0f} s{extra}",
+              flush=True)
 
 
 def progress_bar(iterable=None, **kwargs):

@@ -35,12 +35,19 @@ def results_dir() -> Path:
     return Path(env) if env else REPO_ROOT / "results"
 
 
+# What executing the chapters writes: records, run times, and the notebooks' own
+# outputs (an executed notebook is committed with the code that produced them).
+_OUTPUTS = (":(exclude)results", ":(exclude)notebooks")
+
+
 def _git_commit() -> str | None:
+    """The code's commit; ``-dirty`` if a tracked file outside the outputs changed."""
     repo = REPO_ROOT
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
+                                "--untracked-files=no", "--", ".", *_OUTPUTS],
                                capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -60,8 +67,8 @@ def environment() -> dict:
             "versions": versions, "git_commit": _git_commit()}
 
 
-def record_result(chapter: str, method: str, metrics: dict[str, dict[str, float]], profile,
-                  cost: dict | None = None, params: dict | None = None,
+def record_result(chapter: str, method: str, metrics: dict[str, dict[str, float]],
+                  profile, cost: dict | None = None, params: dict | None = None,
                   teacher_labels: bool = False, data_source: str = "",
                   curve: list[dict] | None = None,
                   directory: str | os.PathLike | None = None) -> Path:
@@ -86,7 +93,8 @@ def record_result(chapter: str, method: str, metrics: dict[str, dict[str, float]
               "metrics": metrics, "cost": cost or {}, "params": params or {},
               "teacher_labels": teacher_labels, "data_source": data_source,
               "curve": curve or [],
-              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "created":
+                  _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               **environment()}
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in method).strip("-")
     path = Path(directory or results_dir()) / f"{chapter}__{slug}__{profile_name}.json"
@@ -97,13 +105,15 @@ def record_result(chapter: str, method: str, metrics: dict[str, dict[str, float]
 def load_results(directory: str | os.PathLike | None = None) -> list[dict]:
     """All records, sorted by chapter then method."""
     root = Path(directory or results_dir())
-    records = [json.loads(p.read_text(encoding="utf-8"))          # <chapter>__<method>__<profile>
+    # <chapter>__<method>__<profile>
+    records = [json.loads(p.read_text(encoding="utf-8"))
                for p in sorted(root.glob("*__*__*.json"))]
     return sorted(records, key=lambda r: (r["chapter"], r["method"], r["profile"]))
 
 
 def leaderboard(directory: str | os.PathLike | None = None, profile: str | None = None,
-                columns=(("dl19", "nDCG@10"), ("dev", "MRR@10"), ("dev", "R@100"))) -> pd.DataFrame:
+                columns=(("dl19", "nDCG@10"), ("dev", "MRR@10"),
+                         ("dev", "R@100"))) -> pd.DataFrame:
     """One row per record: chosen metrics, cost and provenance.
 
     Args:

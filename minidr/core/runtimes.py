@@ -1,4 +1,5 @@
-"""How long each chapter takes to run, per profile: measured, stored, shown in its header.
+"""How long each chapter takes to run, per profile: measured, stored,
+shown in its header.
 
 ``python3 tasks.py execute`` times every notebook it runs and records the wall
 time in ``results/runtimes.json`` (chapter -> profile -> seconds and machine);
@@ -40,7 +41,8 @@ def notebook_seconds(nb) -> float | None:
         timing = cell.get("metadata", {}).get("execution", {})
         for key in ("iopub.execute_input", "shell.execute_reply"):
             if key in timing:
-                stamps.append(_dt.datetime.fromisoformat(timing[key].replace("Z", "+00:00")))
+                stamps.append(_dt.datetime.fromisoformat(
+                    timing[key].replace("Z", "+00:00")))
     return (max(stamps) - min(stamps)).total_seconds() if len(stamps) >= 2 else None
 
 
@@ -74,5 +76,6 @@ def runtime_line(chapter: str, runtimes: dict | None = None) -> str:
         return "Run time: not measured yet (run `python3 tasks.py execute`)."
     order = ["ci", "cpu", "gpu", "colab"]
     parts = [f"{p} {_minutes(measured[p]['seconds'])} ({measured[p]['machine']})"
-             for p in sorted(measured, key=lambda p: order.index(p) if p in order else 9)]
+             for p in sorted(measured,
+                             key=lambda p: order.index(p) if p in order else 9)]
     return "Run time, measured: " + "; ".join(parts) + "."

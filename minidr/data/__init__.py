@@ -1,2 +1,2 @@
-"""Data: MiniMARCO (corpus, splits, judgments, published runs), file formats, subset ids,
-and the teacher's labels on disk."""
+"""Data: MiniMARCO (corpus, splits, judgments, published runs), file formats, subset
+ids, and the teacher's labels on disk."""

@@ -30,21 +30,27 @@ Run = dict[str, dict[str, float]]
 
 
 class DataFormatError(ValueError):
-    """A data file does not have the format it should; the message names file and line."""
+    """A data file does not have the format it should;
+    the message names file and line."""
 
 
-def _bad(path, lineno: int, expected: str, line: str) -> DataFormatError:
+_DATA_ADVICE = ("The file looks truncated or corrupted: copy it again from its source "
+                "(see the README of the data directory).")
+
+
+def _bad(path, lineno: int, expected: str, line: str,
+         advice: str | None = None) -> DataFormatError:
     return DataFormatError(
         f"{path}:{lineno}: expected {expected}, got {line[:120]!r}. "
-        "The file looks truncated or corrupted: copy it again from its source "
-        "(see the README of the data directory)."
+        + (advice or _DATA_ADVICE)
     )
 
 
 def _numbered_lines(path: str | os.PathLike) -> Iterable[tuple[int, str]]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist (expected a MiniMARCO data file)")
+        raise FileNotFoundError(f"{path} does not exist "
+                                "(expected a MiniMARCO data file)")
     with open(path, encoding="utf-8", newline="\n") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -52,12 +58,18 @@ def _numbered_lines(path: str | os.PathLike) -> Iterable[tuple[int, str]]:
                 yield lineno, line
 
 
-def read_id_text_tsv(path: str | os.PathLike, keep: set[str] | None = None) -> dict[str, str]:
+def read_id_text_tsv(path: str | os.PathLike, keep: set[str] | None = None,
+                     advice: str | None = None) -> dict[str, str]:
     """Read ``id<TAB>text`` lines (collection.tsv, queries.*.tsv).
 
     Args:
         path: the TSV file.
         keep: if given, only these ids are kept (the whole file is still checked).
+        advice: what the error message tells the reader to do about a malformed
+            line (default: copy the data file again from its source).
+
+    Returns:
+        id -> text, in file order.
 
     Raises:
         DataFormatError: a line without a tab, with an empty or non-numeric id.
@@ -66,18 +78,24 @@ def read_id_text_tsv(path: str | os.PathLike, keep: set[str] | None = None) -> d
     for lineno, line in _numbered_lines(path):
         pid, sep, text = line.partition("\t")
         if not sep or not pid.isdigit():
-            raise _bad(path, lineno, "'<numeric id>\\t<text>'", line)
+            raise _bad(path, lineno, "'<numeric id>\\t<text>'", line, advice)
         if keep is None or pid in keep:
             out[pid] = text
     return out
 
 
-def read_qrels(path: str | os.PathLike, keep: set[str] | None = None) -> Qrels:
+def read_qrels(path: str | os.PathLike, keep: set[str] | None = None,
+               advice: str | None = None) -> Qrels:
     """Read TREC qrels ``qid iter pid grade`` (tabs or spaces).
 
     Args:
         path: the qrels file.
         keep: if given, only these query ids are kept.
+        advice: what the error message says to do about a malformed line
+            (default: copy the data file again from its source).
+
+    Returns:
+        qid -> pid -> grade.
     """
     out: Qrels = {}
     for lineno, line in _numbered_lines(path):
@@ -86,14 +104,19 @@ def read_qrels(path: str | os.PathLike, keep: set[str] | None = None) -> Qrels:
             qid, _, pid, grade = parts
             grade = int(grade)
         except ValueError:
-            raise _bad(path, lineno, "'qid iter pid grade' with an integer grade", line) from None
+            raise _bad(path, lineno, "'qid iter pid grade' with an integer grade", line,
+                       advice) from None
         if keep is None or qid in keep:
             out.setdefault(qid, {})[pid] = grade
     return out
 
 
-def read_trec_run(path: str | os.PathLike) -> Run:
-    """Read a TREC run ``qid Q0 pid rank score tag``; returns qid -> pid -> score."""
+def read_trec_run(path: str | os.PathLike, advice: str | None = None) -> Run:
+    """Read a TREC run ``qid Q0 pid rank score tag``; returns qid -> pid -> score.
+
+    ``advice``: what the error message says to do about a malformed line
+    (default: copy the data file again from its source).
+    """
     out: Run = {}
     for lineno, line in _numbered_lines(path):
         parts = line.split()
@@ -101,13 +124,15 @@ def read_trec_run(path: str | os.PathLike) -> Run:
             qid, _, pid, _, score, _ = parts
             out.setdefault(qid, {})[pid] = float(score)
         except ValueError:
-            raise _bad(path, lineno, "'qid Q0 pid rank score tag'", line) from None
+            raise _bad(path, lineno, "'qid Q0 pid rank score tag'", line,
+                       advice) from None
     return out
 
 
 def rank(run: Run, k: int | None = None) -> dict[str, list[str]]:
     """Order each query's passages by score (ties broken by pid), top ``k``."""
-    return {qid: [p for p, _ in sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))][:k]
+    return {qid: [p for p, _ in sorted(docs.items(),
+                                       key=lambda kv: (-kv[1], kv[0]))][:k]
             for qid, docs in run.items()}
 
 
@@ -122,9 +147,11 @@ def write_trec_run(run: Run, path: str | os.PathLike, tag: str = "minidr",
 
 
 def corpus_fingerprint(corpus: Corpus) -> str:
-    """A short hash of the corpus' ids and texts, in order: the cache key of its indexes."""
+    """A short hash of the corpus' ids and texts, in order:
+    the cache key of its indexes."""
     h = hashlib.sha256()
-    for pid, text in corpus.items():  # length-prefixed: no separator can be forged by a text
+    # length-prefixed: no separator can be forged by a text
+    for pid, text in corpus.items():
         for field in (pid.encode(), text.encode()):
             h.update(len(field).to_bytes(8, "little"))
             h.update(field)

@@ -35,15 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.atomic import atomic_write_text
-from .formats import Corpus, Qrels, Queries, Run, read_id_text_tsv, read_qrels, read_trec_run
-from .subset import (CI_BM25_DEPTH, CI_PASSAGES, CI_QUERIES, CI_UNLABELED, SPLITS, SubsetIds,
-                     ids_dir, read_ids)
+from .formats import (Corpus, Qrels, Queries, Run, read_id_text_tsv, read_qrels,
+                      read_trec_run)
+from .subset import (CI_BM25_DEPTH, CI_PASSAGES, CI_QUERIES, CI_UNLABELED, SPLITS,
+                     SubsetIds, ids_dir, read_ids)
 
 __all__ = ["Split", "MiniMarco", "load_minimarco", "DataNotFoundError", "derive_ids",
            "build_ids", "RUN_NAMES"]
 
-RUN_NAMES = ("dl19.bm25", "dl19.bm25-rm3", "dl19.tasb", "dl19.ada2", "dl19.splade-pp-ed",
-             "dl19.repllama", "dev-small.bm25-top20")
+RUN_NAMES = ("dl19.bm25", "dl19.bm25-rm3", "dl19.tasb", "dl19.ada2",
+             "dl19.splade-pp-ed", "dl19.repllama", "dev-small.bm25-top20")
 
 # Which official ir_datasets ids hold each split's queries and qrels.
 IRDS = {"collection": "msmarco-passage", "train": "msmarco-passage/train",
@@ -111,9 +112,12 @@ def _min_rel(split: str) -> int:
 
 
 def _local_files(root: Path) -> dict[str, Path]:
-    return {"collection": root / "collection.tsv", "train_q": root / "queries.train.tsv",
-            "train_qrels": root / "qrels.train.tsv", "dev_q": root / "queries.dev.tsv",
-            "dev_qrels": root / "qrels.dev.tsv", "small_q": root / "queries.dev.small.tsv",
+    return {"collection": root / "collection.tsv",
+            "train_q": root / "queries.train.tsv",
+            "train_qrels": root / "qrels.train.tsv",
+            "dev_q": root / "queries.dev.tsv",
+            "dev_qrels": root / "qrels.dev.tsv",
+            "small_q": root / "queries.dev.small.tsv",
             "small_qrels": root / "qrels.dev.small.tsv",
             "dl19_q": root / "trec-dl-2019" / "queries.tsv",
             "dl19_qrels": root / "trec-dl-2019" / "qrels.txt", "runs": root / "runs"}
@@ -125,8 +129,9 @@ def _check_dir(root: Path) -> dict[str, Path]:
     if not root.is_dir() or missing:
         what = "does not exist" if not root.is_dir() else f"lacks {', '.join(missing)}"
         raise DataNotFoundError(
-            f"MiniMARCO directory {root} {what}. Point MINIDR_DATA (or data_dir=) at a copy of "
-            "msmarco-passage/ (see data/README.md), or unset it to download through ir_datasets."
+            f"MiniMARCO directory {root} {what}. Point MINIDR_DATA (or data_dir=) at a "
+            "copy of msmarco-passage/ (see data/README.md), or unset it to download "
+            "through ir_datasets."
         )
     return files
 
@@ -142,11 +147,13 @@ def _load_local(root: Path, ids: SubsetIds) -> tuple[Corpus, Queries, dict, dict
     missing = want - corpus_all.keys()
     if missing:
         raise DataNotFoundError(
-            f"{f['collection']} lacks {len(missing):,} of the {len(want):,} passages the subset "
-            f"lists (e.g. pid {min(missing)}): it is not the MiniMARCO collection, or it is truncated."
+            f"{f['collection']} lacks {len(missing):,} of the {len(want):,} passages "
+            f"the subset lists (e.g. pid {min(missing)}): it is not the MiniMARCO "
+            "collection, or it is truncated."
         )
     corpus = {p: corpus_all[p] for p in ids.pids}
-    q_train_ids = {q for q, o in ids.train_origin.items() if o == "train"} | set(ids.unlabeled)
+    q_train_ids = ({q for q, o in ids.train_origin.items() if o == "train"}
+                   | set(ids.unlabeled))
     q_dev_ids = {q for q, o in ids.train_origin.items() if o == "dev"}
     texts = {**read_id_text_tsv(f["train_q"], keep=q_train_ids),
              **read_id_text_tsv(f["dev_q"], keep=q_dev_ids)}
@@ -157,8 +164,10 @@ def _load_local(root: Path, ids: SubsetIds) -> tuple[Corpus, Queries, dict, dict
     texts.update(read_id_text_tsv(f["small_q"], keep=set(ids.queries["dev"])))
     texts.update(read_id_text_tsv(f["dl19_q"], keep=set(ids.queries["dl19"])))
     where = {("queries", "train"): f"{f['train_q']} / {f['dev_q']}",
-             ("queries", "unlabeled"): str(f["train_q"]), ("queries", "dev"): str(f["small_q"]),
-             ("queries", "dl19"): str(f["dl19_q"]), ("qrels", "dev"): str(f["small_qrels"]),
+             ("queries", "unlabeled"): str(f["train_q"]),
+             ("queries", "dev"): str(f["small_q"]),
+             ("queries", "dl19"): str(f["dl19_q"]),
+             ("qrels", "dev"): str(f["small_qrels"]),
              ("qrels", "train"): f"{f['train_qrels']} / {f['dev_qrels']}",
              ("qrels", "dl19"): str(f["dl19_qrels"])}
     return corpus, texts, qrels, _read_runs(f["runs"]), where
@@ -177,44 +186,51 @@ def _load_ir_datasets(ids: SubsetIds) -> tuple[Corpus, Queries, dict, dict, dict
         store = _ir_datasets_load(IRDS["collection"]).docs_store()
         docs = store.get_many(ids.pids)
         corpus = {p: docs[p].text for p in ids.pids}
-        wanted = {"train": {q for q, o in ids.train_origin.items() if o == "train"} | set(ids.unlabeled),
+        wanted = {"train": ({q for q, o in ids.train_origin.items() if o == "train"}
+                            | set(ids.unlabeled)),
                   "train-dev": {q for q, o in ids.train_origin.items() if o == "dev"},
                   "dev": set(ids.queries["dev"]), "dl19": set(ids.queries["dl19"])}
         texts, qrels = {}, {"train": {}, "dev": {}, "dl19": {}}
         for key, qids in wanted.items():
             ds = _ir_datasets_load(IRDS[key])
-            texts.update({q.query_id: q.text for q in ds.queries_iter() if q.query_id in qids})
+            texts.update({q.query_id: q.text for q in ds.queries_iter()
+                          if q.query_id in qids})
             target = qrels["train"] if key.startswith("train") else qrels[key]
             for r in ds.qrels_iter():
                 if r.query_id in qids:
                     target.setdefault(r.query_id, {})[r.doc_id] = int(r.relevance)
     except Exception as e:  # offline, blocked, or a broken download
         raise DataNotFoundError(
-            "MiniMARCO not found. Either set MINIDR_DATA to a local copy of msmarco-passage/ "
-            "(e.g. export MINIDR_DATA=../shared/data/msmarco-passage), or connect to the "
-            "internet so that ir_datasets can download msmarco-passage (about 1 GB). "
+            "MiniMARCO not found. Either set MINIDR_DATA to a local copy of "
+            "msmarco-passage/ "
+            "(e.g. export MINIDR_DATA=../shared/data/msmarco-passage), "
+            "or connect to the internet so that ir_datasets can download "
+            "msmarco-passage (about 1 GB). "
             f"The download failed with: {type(e).__name__}: {e}"
         ) from e
     where = {("queries", "train"): f"{IRDS['train']} / {IRDS['train-dev']}",
              ("queries", "unlabeled"): IRDS["train"], ("queries", "dev"): IRDS["dev"],
              ("queries", "dl19"): IRDS["dl19"], ("qrels", "dev"): IRDS["dev"],
-             ("qrels", "train"): f"{IRDS['train']} / {IRDS['train-dev']}", ("qrels", "dl19"): IRDS["dl19"]}
+             ("qrels", "train"): f"{IRDS['train']} / {IRDS['train-dev']}",
+             ("qrels", "dl19"): IRDS["dl19"]}
     # The published runs are not in ir_datasets: the repository ships copies.
     return corpus, texts, qrels, _read_runs(ids_dir().parent / "runs"), where
 
 
 def _require(found, wanted: list[str], what: str, split: str, source: str) -> None:
-    """Every query the subset lists must be found; a truncated file must not shift the numbers."""
+    """Every query the subset lists must be found;
+    a truncated file must not shift the numbers."""
     missing = [q for q in wanted if q not in found]
     if missing:
         raise DataNotFoundError(
-            f"{source} lacks {what} for {len(missing):,} of the {len(wanted):,} {split} queries "
-            f"(e.g. qid {missing[0]}): the file is truncated or is not the MiniMARCO one. "
-            "Copy it again (see data/README.md)."
+            f"{source} lacks {what} for {len(missing):,} of the {len(wanted):,} "
+            f"{split} queries (e.g. qid {missing[0]}): the file is truncated or is "
+            "not the MiniMARCO one. Copy it again (see data/README.md)."
         )
 
 
-def load_minimarco(data_dir: str | os.PathLike | None = None, slice_name: str = "full") -> MiniMarco:
+def load_minimarco(data_dir: str | os.PathLike | None = None,
+                   slice_name: str = "full") -> MiniMarco:
     """Load MiniMARCO (or its ``ci`` slice).
 
     Args:
@@ -236,7 +252,8 @@ def load_minimarco(data_dir: str | os.PathLike | None = None, slice_name: str = 
     else:
         corpus, texts, qrels, runs, where = _load_ir_datasets(ids)
         source = "ir_datasets:msmarco-passage"
-    _require(texts.keys(), ids.unlabeled, "texts", "unlabeled", where[("queries", "unlabeled")])
+    _require(texts.keys(), ids.unlabeled, "texts", "unlabeled",
+             where[("queries", "unlabeled")])
     splits = {}
     for name in SPLITS:
         qids = ids.queries[name]
@@ -249,10 +266,12 @@ def load_minimarco(data_dir: str | os.PathLike | None = None, slice_name: str = 
         _require(judged, qids, "a positive judgment", name, where[("qrels", name)])
         splits[name] = Split(name, {q: texts[q] for q in qids}, q_qrels, _min_rel(name))
     run_qids = set(ids.queries["dl19"]) | set(ids.queries["dev"])
-    runs = {n: {q: r for q, r in run.items() if q in run_qids} for n, run in runs.items()}
+    runs = {n: {q: r for q, r in run.items() if q in run_qids}
+            for n, run in runs.items()}
     return MiniMarco(corpus=corpus, splits=splits,
                      unlabeled_queries={q: texts[q] for q in ids.unlabeled}, runs=runs,
-                     train_origin=dict(ids.train_origin), slice_name=slice_name, source=source)
+                     train_origin=dict(ids.train_origin), slice_name=slice_name,
+                     source=source)
 
 
 def derive_ids(data_dir: str | os.PathLike) -> SubsetIds:
@@ -267,17 +286,21 @@ def derive_ids(data_dir: str | os.PathLike) -> SubsetIds:
     in_corpus = set(pids)
 
     def with_positive(qrels: Qrels) -> set[str]:
-        return {q for q, r in qrels.items() if any(g > 0 and p in in_corpus for p, g in r.items())}
+        return {q for q, r in qrels.items()
+                if any(g > 0 and p in in_corpus for p, g in r.items())}
 
     train_q, dev_q = read_id_text_tsv(f["train_q"]), read_id_text_tsv(f["dev_q"])
     small = read_id_text_tsv(f["small_q"])
-    train = sorted(with_positive(read_qrels(f["train_qrels"])) & train_q.keys(), key=int)
-    extra = sorted((with_positive(read_qrels(f["dev_qrels"])) & dev_q.keys()) - small.keys(), key=int)
+    train = sorted(with_positive(read_qrels(f["train_qrels"])) & train_q.keys(),
+                   key=int)
+    extra = sorted((with_positive(read_qrels(f["dev_qrels"])) & dev_q.keys())
+                   - small.keys(), key=int)
     dev = sorted(with_positive(read_qrels(f["small_qrels"])) & small.keys(), key=int)
     dl19 = sorted(read_id_text_tsv(f["dl19_q"]), key=int)
     origin = {**{q: "train" for q in train}, **{q: "dev" for q in extra}}
     unlabeled = sorted(train_q.keys() - set(train), key=int)
-    return SubsetIds(pids=pids, queries={"train": list(origin), "dl19": dl19, "dev": dev},
+    return SubsetIds(pids=pids,
+                     queries={"train": list(origin), "dl19": dl19, "dev": dev},
                      train_origin=origin, unlabeled=unlabeled)
 
 
@@ -291,7 +314,8 @@ def build_ids(data_dir, out: Path | None = None, seed: int = 0) -> Path:
     out = out or ids_dir()
     ids = derive_ids(data_dir)
     atomic_write_text(out / "pids.txt", "\n".join(ids.pids) + "\n")
-    atomic_write_text(out / "train.tsv", "".join(f"{q}\t{o}\n" for q, o in ids.train_origin.items()))
+    atomic_write_text(out / "train.tsv",
+                      "".join(f"{q}\t{o}\n" for q, o in ids.train_origin.items()))
     for name in ("dl19", "dev"):
         atomic_write_text(out / f"{name}.txt", "\n".join(ids.queries[name]) + "\n")
     atomic_write_text(out / "unlabeled.txt", "\n".join(ids.unlabeled) + "\n")
@@ -299,19 +323,24 @@ def build_ids(data_dir, out: Path | None = None, seed: int = 0) -> Path:
     data = load_minimarco(data_dir, "full")
     rng = random.Random(seed)
     s = data.splits
-    kept = {name: sorted(rng.sample(sorted(s[name].queries), CI_QUERIES[name])) for name in SPLITS}
+    kept = {name: sorted(rng.sample(sorted(s[name].queries), CI_QUERIES[name]))
+            for name in SPLITS}
     pids: set[str] = set()
     for name in SPLITS:
         for q in kept[name]:
-            pids |= {p for p, g in s[name].qrels.get(q, {}).items() if g >= 1 and p in data.corpus}
-    for name, run in (("dl19", data.runs["dl19.bm25"]), ("dev", data.runs["dev-small.bm25-top20"])):
+            pids |= {p for p, g in s[name].qrels.get(q, {}).items()
+                     if g >= 1 and p in data.corpus}
+    for name, run in (("dl19", data.runs["dl19.bm25"]),
+                      ("dev", data.runs["dev-small.bm25-top20"])):
         for q in kept[name]:
-            ranked = sorted(run.get(q, {}).items(), key=lambda kv: -kv[1])[:CI_BM25_DEPTH]
+            ranked = sorted(run.get(q, {}).items(),
+                            key=lambda kv: -kv[1])[:CI_BM25_DEPTH]
             pids |= {p for p, _ in ranked if p in data.corpus}
     rest = sorted(set(data.corpus) - pids)
     pids |= set(rng.sample(rest, max(0, CI_PASSAGES - len(pids))))
     ordered = [p for p in data.corpus if p in pids]  # keep the collection's order
-    unlabeled = sorted(rng.sample(sorted(data.unlabeled_queries), CI_UNLABELED), key=int)
+    unlabeled = sorted(rng.sample(sorted(data.unlabeled_queries), CI_UNLABELED),
+                       key=int)
     atomic_write_text(out / "ci.json", json.dumps(
         {"recipe": {"seed": seed, "queries": CI_QUERIES, "passages": CI_PASSAGES,
                     "bm25_depth": CI_BM25_DEPTH, "unlabeled": CI_UNLABELED},

@@ -35,8 +35,9 @@ def ids_dir() -> Path:
     here = repo_data_dir() / "minimarco"
     if not here.is_dir():
         raise FileNotFoundError(
-            f"{here} not found: minidr reads its subset id lists from the repository's data/ "
-            "folder. Install it from a clone: `git clone <repo> && pip install -e <repo>`."
+            f"{here} not found: minidr reads its subset id lists from the repository's "
+            "data/ folder. Install it from a clone: "
+            "`git clone <repo> && pip install -e <repo>`."
         )
     return here
 

@@ -15,7 +15,8 @@ Example::
 
     scores = load_teacher_scores()                 # validated; clear error if damaged
     scores.k, len(scores)                          # (50, 49439)
-    run = scores.run(corpus=mm.corpus, queries=mm.unlabeled_queries)   # qid -> {pid: score}
+    # qid -> {pid: score}
+    run = scores.run(corpus=mm.corpus, queries=mm.unlabeled_queries)
     labels = scores.labels(min_margin=0.15)        # DataFrame[qid, pid, score, margin]
 """
 from __future__ import annotations
@@ -34,8 +35,8 @@ from ..core.paths import teacher_dir
 from .formats import DataFormatError, Run
 from .teacher_labels import LABEL_COLUMNS
 
-__all__ = ["SCORES_FILE", "TeacherScores", "write_teacher_scores", "read_teacher_scores",
-           "load_teacher_scores"]
+__all__ = ["SCORES_FILE", "TeacherScores", "write_teacher_scores",
+           "read_teacher_scores", "load_teacher_scores"]
 
 SCORES_FILE = "minilm-train-top50.npz"
 _ARRAYS = ("qids", "pids", "scores", "meta")
@@ -92,23 +93,26 @@ class TeacherScores:
         Returns:
             ``DataFrame[qid, pid, score, margin]`` in the stored query order.
         """
-        margin = self.scores[:, 0].astype(np.float64) - self.scores[:, 1].astype(np.float64)
+        margin = (self.scores[:, 0].astype(np.float64)
+                  - self.scores[:, 1].astype(np.float64))
         keep = margin >= min_margin
         if queries is not None:
             wanted = {str(q) for q in queries}
             keep &= np.array([str(q) in wanted for q in self.qids])
-        df = pd.DataFrame({"qid": self.qids[keep].astype(str), "pid": self.pids[keep, 0].astype(str),
+        df = pd.DataFrame({"qid": self.qids[keep].astype(str),
+                           "pid": self.pids[keep, 0].astype(str),
                            "score": self.scores[keep, 0].astype(np.float64),
                            "margin": margin[keep]}, columns=list(LABEL_COLUMNS))
-        df.attrs.update(teacher=self.meta.get("teacher", ""), min_margin=float(min_margin),
-                        queries=int(keep.size))
+        df.attrs.update(teacher=self.meta.get("teacher", ""),
+                        min_margin=float(min_margin), queries=int(keep.size))
         return df.reset_index(drop=True)
 
 
 def write_teacher_scores(path: str | os.PathLike, scores: TeacherScores) -> Path:
     """Write compressed arrays and the metadata (JSON), atomically."""
     _validate(scores, Path(path))
-    meta = np.frombuffer(json.dumps(scores.meta, sort_keys=True).encode(), dtype=np.uint8)
+    meta = np.frombuffer(json.dumps(scores.meta, sort_keys=True).encode(),
+                         dtype=np.uint8)
     with atomic_file(path) as f:
         np.savez_compressed(f, qids=scores.qids.astype(np.int64),
                             pids=scores.pids.astype(np.int32),
@@ -117,15 +121,17 @@ def write_teacher_scores(path: str | os.PathLike, scores: TeacherScores) -> Path
 
 
 def _bad(path: Path, what: str) -> DataFormatError:
-    return DataFormatError(f"{path}: {what}. The teacher-scores file is damaged or was made by "
-                           "another version: re-create it with `python -m minidr teacher-scores`.")
+    return DataFormatError(f"{path}: {what}. The teacher-scores file is damaged or was "
+                           "made by another version: re-create it with "
+                           "`python -m minidr teacher-scores`.")
 
 
 def _validate(s: TeacherScores, path: Path) -> None:
     n = len(s.qids)
-    if s.qids.ndim != 1 or s.pids.shape != s.scores.shape or s.pids.ndim != 2 or len(s.pids) != n:
-        raise _bad(path, f"inconsistent shapes qids {s.qids.shape}, pids {s.pids.shape}, "
-                         f"scores {s.scores.shape}")
+    if (s.qids.ndim != 1 or s.pids.shape != s.scores.shape or s.pids.ndim != 2
+            or len(s.pids) != n):
+        raise _bad(path, f"inconsistent shapes qids {s.qids.shape}, "
+                         f"pids {s.pids.shape}, scores {s.scores.shape}")
     if s.pids.shape[1] < 2:
         raise _bad(path, "fewer than 2 passages per query")
     if len(np.unique(s.qids)) != n:
@@ -136,7 +142,8 @@ def _validate(s: TeacherScores, path: Path) -> None:
         raise _bad(path, "scores are not sorted best first")
     expected = s.meta.get("queries")
     if expected is not None and expected != n:
-        raise _bad(path, f"the metadata says {expected} queries but there are {n} (truncated?)")
+        raise _bad(path, f"the metadata says {expected} queries but there are {n} "
+                         "(truncated?)")
 
 
 def read_teacher_scores(path: str | os.PathLike) -> TeacherScores:
@@ -171,5 +178,6 @@ def read_teacher_scores(path: str | os.PathLike) -> TeacherScores:
 
 
 def load_teacher_scores(path: str | os.PathLike | None = None) -> TeacherScores:
-    """The committed teacher scores (``data/teacher/minilm-train-top50.npz``), validated."""
+    """The committed teacher scores (``data/teacher/minilm-train-top50.npz``),
+    validated."""
     return read_teacher_scores(path or teacher_dir() / SCORES_FILE)

@@ -2,10 +2,10 @@
 
 The efficiency chapters (ANCE, LTRe, STAR/ADORE) plot DL19 nDCG@10 against the
 seconds of training that bought it. :class:`QualityCurve` measures such a
-curve: it is a :class:`~minidr.training.trainer.Trainer` callback (every ``every`` steps)
-and can be called by hand (e.g. right after an ANCE index refresh). The time it
-spends measuring is left out of its clock, so evaluating often does not make a
-method look slower; the cost meter of the training still sees it.
+curve: it is a :class:`~minidr.training.trainer.Trainer` callback (every ``every``
+steps) and can be called by hand (e.g. right after an ANCE index refresh). The time it
+spends measuring is left out of its clock, so evaluating often does not make a method
+look slower; the cost meter of the training still sees it.
 
 Example::
 
@@ -34,7 +34,8 @@ class QualityCurve:
             one encoding of the corpus), added to every point.
     """
 
-    def __init__(self, measure: Callable[[], dict], every: int = 0, offset: float = 0.0):
+    def __init__(self, measure: Callable[[], dict], every: int = 0,
+                 offset: float = 0.0):
         self.fn, self.every, self.offset = measure, every, offset
         self.points: list[dict] = []
         self._start: float | None = None
@@ -46,16 +47,19 @@ class QualityCurve:
         return self
 
     def elapsed(self) -> float:
-        """Seconds since :meth:`start` (plus ``offset``), without the time spent measuring."""
+        """Seconds since :meth:`start` (plus ``offset``),
+        without the time spent measuring."""
         if self._start is None:
             raise RuntimeError("call start() before training")
         return self.offset + time.perf_counter() - self._start - self._excluded
 
     def measure(self, step: int, *args) -> None:
-        """Record one point now, ``measure(*args)`` (its own time is excluded from the clock)."""
+        """Record one point now, ``measure(*args)``
+        (its own time is excluded from the clock)."""
         seconds = self.elapsed()
         began = time.perf_counter()
-        self.points.append({"step": step, "seconds": round(seconds, 2), **self.fn(*args)})
+        self.points.append({"step": step, "seconds": round(seconds, 2),
+                            **self.fn(*args)})
         self._excluded += time.perf_counter() - began
 
     def on_step_end(self, trainer, step: int, logs: dict) -> None:
@@ -64,12 +68,15 @@ class QualityCurve:
             self.measure(step)
 
 
-def time_to_reach(points: list[dict], level: float, key: str = "dl19 nDCG@10") -> float | None:
-    """Seconds of the first point whose ``key`` is at least ``level``; ``None`` if none is.
+def time_to_reach(points: list[dict], level: float,
+                  key: str = "dl19 nDCG@10") -> float | None:
+    """Seconds of the first point whose ``key`` is at least ``level``;
+    ``None`` if none is.
 
     Example::
 
-        >>> time_to_reach([{"seconds": 0, "q": .2}, {"seconds": 5, "q": .4}], .3, key="q")
+        >>> time_to_reach([{"seconds": 0, "q": .2}, {"seconds": 5, "q": .4}], .3,
+        ...               key="q")
         5
     """
     for p in sorted(points, key=lambda p: p["seconds"]):

@@ -1,12 +1,13 @@
-"""Expected scores: a committed table of what every chapter computes, checked with a tolerance.
+"""Expected scores: a committed table of what every chapter computes,
+checked with a tolerance.
 
 In the spirit of Pyserini's two-click reproductions (2CR), every chapter's
 result records under the ``ci`` profile are compared with
 ``data/expected/<profile>.yaml``: a refactor that changes what a chapter
 computes fails the test command, printing OK or FAIL per number::
 
-    python -m minidr check-scores --profile ci            # after the notebooks ran (nbval)
-    python -m minidr check-scores --profile ci --update   # accept the current records
+    python -m minidr check-scores --profile ci  # after the notebooks ran (nbval)
+    python -m minidr check-scores --profile ci --update  # accept the current records
 
 A record with no expected entry, or an expected entry with no record, fails
 too: the table must name every (chapter, method) the chapters record.
@@ -63,7 +64,8 @@ class Check:
 def _recorded(records: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
     out = {}
     for r in records:
-        values = {f"{split} {measure}": r["metrics"][split][measure] for split, measure in CHECKED
+        values = {f"{split} {measure}": r["metrics"][split][measure]
+                  for split, measure in CHECKED
                   if measure in r["metrics"].get(split, {})}
         out[(r["chapter"], r["method"])] = values
     return out
@@ -84,8 +86,8 @@ def check_scores(profile: str = "ci", results: str | os.PathLike | None = None,
     """
     path = Path(expected or expected_path(profile))
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: create it with "
-                                f"`python -m minidr check-scores --profile {profile} --update`")
+        raise FileNotFoundError(f"{path} not found: create it with `python -m minidr "
+                                f"check-scores --profile {profile} --update`")
     table = yaml.safe_load(path.read_text()) or {}
     tolerance = float(table.get("tolerance", TOLERANCE))
     want = {(c, m): v for c, methods in (table.get("scores") or {}).items()
@@ -95,7 +97,8 @@ def check_scores(profile: str = "ci", results: str | os.PathLike | None = None,
     for key in sorted(set(want) | set(got)):
         exp, rec = want.get(key, {}), got.get(key, {})
         for metric in sorted(set(exp) | set(rec)) or ["(any)"]:
-            checks.append(Check(*key, metric, exp.get(metric), rec.get(metric), tolerance))
+            checks.append(Check(*key, metric, exp.get(metric), rec.get(metric),
+                                tolerance))
     return checks
 
 
@@ -104,15 +107,19 @@ def write_expected(profile: str = "ci", results: str | os.PathLike | None = None
     """Write the current ``profile`` records as the expected table (atomically)."""
     got = _recorded([r for r in load_results(results) if r["profile"] == profile])
     if not got:
-        raise ValueError(f"no {profile!r} records to take as expected: run the notebooks first")
+        raise ValueError(f"no {profile!r} records to take as expected: "
+                         "run the notebooks first")
     scores: dict[str, dict] = {}
     for (chapter, method), values in sorted(got.items()):
-        scores.setdefault(chapter, {})[method] = {k: round(v, 4) for k, v in values.items()}
+        scores.setdefault(chapter, {})[method] = {k: round(v, 4)
+                                                  for k, v in values.items()}
     header = (f"# Expected {profile}-profile scores of every chapter, checked by\n"
               f"#   python -m minidr check-scores --profile {profile}\n"
-              f"# after `python3 tasks.py test` ran the notebooks. Regenerate (after a change\n"
+              "# after `python3 tasks.py test` ran the notebooks. "
+              "Regenerate (after a change\n"
               f"# that is meant to move a result, and say why in the commit) with\n"
               f"#   python -m minidr check-scores --profile {profile} --update\n")
-    body = yaml.safe_dump({"profile": profile, "tolerance": TOLERANCE, "scores": scores},
+    body = yaml.safe_dump({"profile": profile, "tolerance": TOLERANCE,
+                           "scores": scores},
                           sort_keys=False, allow_unicode=True, width=100)
     return atomic_write_text(path or expected_path(profile), header + body)

@@ -13,7 +13,8 @@ Example::
     >>> from minidr import compare, evaluate
     >>> evaluate(mm.runs["dl19.bm25"], mm.splits["dl19"])        # doctest: +SKIP
     {'nDCG@10': 0.5058, 'MRR@10': 0.7024, 'R@100': 0.4906, 'R@1000': 0.4906}
-    >>> compare({"bm25": run_a, "dpr": run_b}, mm.splits["dl19"], baseline="bm25")  # doctest: +SKIP
+    >>> compare({"bm25": run_a, "dpr": run_b}, mm.splits["dl19"],
+    ...         baseline="bm25")                                 # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def measures_for(min_rel: int = 1, names=MEASURE_NAMES) -> dict[str, object]:
     out = {}
     for name in names:
         kind, _, cutoff = name.partition("@")
+        if not cutoff.isdigit():
+            raise ValueError(f"unknown measure {name!r}; use nDCG@k, MRR@k, R@k, P@k "
+                             "or Judged@k, k a whole number")
         k = int(cutoff)
         rel = {"rel": min_rel} if min_rel > 1 else {}
         factory = {"nDCG": lambda: ir_measures.nDCG @ k,
@@ -47,7 +51,8 @@ def measures_for(min_rel: int = 1, names=MEASURE_NAMES) -> dict[str, object]:
                    "P": lambda: ir_measures.P(**rel) @ k,
                    "Judged": lambda: ir_measures.Judged @ k}.get(kind)
         if factory is None:
-            raise ValueError(f"unknown measure {name!r}; use nDCG@k, MRR@k, R@k, P@k or Judged@k")
+            raise ValueError(f"unknown measure {name!r}; use nDCG@k, MRR@k, R@k, P@k "
+                             "or Judged@k")
         out[name] = factory()
     return out
 
@@ -75,7 +80,8 @@ def per_query(run: Run, target: Split | Qrels, names=MEASURE_NAMES,
     qrels = {q: r for q, r in qrels.items() if r}
     measures = measures_for(min_rel, names)
     by_measure = {str(m): name for name, m in measures.items()}
-    table = pd.DataFrame(0.0, index=pd.Index(sorted(qrels), name="qid"), columns=list(measures))
+    table = pd.DataFrame(0.0, index=pd.Index(sorted(qrels), name="qid"),
+                         columns=list(measures))
     run = {q: docs for q, docs in run.items() if q in qrels and docs}
     for row in ir_measures.iter_calc(list(measures.values()), qrels, run):
         table.loc[row.query_id, by_measure[str(row.measure)]] = row.value
@@ -85,12 +91,14 @@ def per_query(run: Run, target: Split | Qrels, names=MEASURE_NAMES,
 def evaluate(run: Run, target: Split | Qrels, names=MEASURE_NAMES,
              min_rel: int | None = None) -> dict[str, float]:
     """Mean of each measure over all judged queries. See :func:`per_query`."""
-    return {k: float(v) for k, v in per_query(run, target, names, min_rel).mean().items()}
+    return {k: float(v)
+            for k, v in per_query(run, target, names, min_rel).mean().items()}
 
 
 def evaluate_splits(runs: dict[str, Run], splits: dict[str, Split],
                     names=MEASURE_NAMES) -> dict[str, dict[str, float]]:
-    """``{split: metrics}`` for a run per split name (the shape a result record stores)."""
+    """``{split: metrics}`` for a run per split name
+    (the shape a result record stores)."""
     return {s: evaluate(run, splits[s], names) for s, run in runs.items()}
 
 
@@ -120,7 +128,8 @@ def compare(runs: dict[str, Run], target: Split | Qrels, baseline: str,
         raise KeyError(f"baseline {baseline!r} is not among the runs {list(runs)}")
     if measure not in names:
         names = (*names, measure)
-    tables = {name: per_query(run, target, names, min_rel) for name, run in runs.items()}
+    tables = {name: per_query(run, target, names, min_rel)
+              for name, run in runs.items()}
     base = tables[baseline][measure].to_numpy()
     rows = []
     for name, table in tables.items():
@@ -129,10 +138,12 @@ def compare(runs: dict[str, Run], target: Split | Qrels, baseline: str,
         if name == baseline or np.allclose(diff, diff[0]):
             row.update(ci_low=diff.mean(), ci_high=diff.mean())
         else:
-            ci = stats.bootstrap((diff,), np.mean, n_resamples=n_resamples, confidence_level=0.95,
-                                 method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+            ci = stats.bootstrap((diff,), np.mean, n_resamples=n_resamples,
+                                 confidence_level=0.95, method="percentile",
+                                 rng=np.random.default_rng(seed)).confidence_interval
             row.update(ci_low=ci.low, ci_high=ci.high)
         row["differs"] = ("baseline" if name == baseline else
-                          "yes" if row["ci_low"] > 0 or row["ci_high"] < 0 else "no (noise)")
+                          "yes" if row["ci_low"] > 0 or row["ci_high"] < 0
+                          else "no (noise)")
         rows.append(pd.Series(row, name=name))
     return pd.DataFrame(rows).rename_axis("run")

@@ -10,16 +10,17 @@ reciprocal rank. ADORE weights each pair's RankNet loss by ``|delta RR@10|``,
 the change in the metric if the two swapped places (LambdaLoss;
 :func:`~minidr.training.losses.delta_rr`)::
 
-    loss = sum over pairs of  |RR(r+) - RR(r-)| * log(1 + exp(-sigma * (s+ - s-)))  /  #pairs
+    loss = sum over pairs of  |RR(r+) - RR(r-)| * log(1 + exp(-sigma * (s+ - s-)))
+           / #pairs
 
 ADORE+STAR, the paper's best model, is this module started from the STAR
 model with STAR's passage embeddings as the fixed index; nothing here is
 specific to STAR::
 
-    doc_emb = encode_corpus(star, mm.corpus)                        # (n, H), fixed
+    doc_emb = encode_corpus(star, mm.corpus)  # (n, H), fixed
     index = DenseIndex.build(doc_emb, list(mm.corpus))
     trainer = train_adore(star, examples, index, doc_emb, steps=2000)
-    runs = search_splits(star, index, mm)                            # the same fixed index
+    runs = search_splits(star, index, mm)     # the same fixed index
 
 Settings and where they come from (``jingtaozhan/DRhard``, ``adore/train.py``
 and README): ``n = 200`` retrieved per query (``--neg_topk 200``); AdamW, lr
@@ -66,12 +67,14 @@ class ADORERecipe(FixedIndexRecipe):
 RECIPE = ADORERecipe()
 
 
-def train_adore(encoder, examples: list[Example], index, doc_emb: np.ndarray, steps: int,
-                batch_size: int = 32, lr: float = RECIPE.lr, n: int = RECIPE.n,
-                cutoff: int = RECIPE.cutoff, sigma: float = RECIPE.sigma, seed: int = 0,
+def train_adore(encoder, examples: list[Example], index, doc_emb: np.ndarray,
+                steps: int, batch_size: int = 32, lr: float = RECIPE.lr,
+                n: int = RECIPE.n, cutoff: int = RECIPE.cutoff,
+                sigma: float = RECIPE.sigma, seed: int = 0,
                 checkpoint_dir: str | None = None, cost: CostMeter | None = None,
                 callbacks=(), device: str | None = None) -> Trainer:
-    """ADORE: the fixed-index query training with RankNet pairs weighted by ``delta_rr``.
+    """ADORE: the fixed-index query training with RankNet pairs weighted by
+    ``delta_rr``.
 
     At every step the batch's queries retrieve their top-``n`` non-positive
     passages from ``index``; each (positive, negative) pair weighs
@@ -100,8 +103,9 @@ def train_adore(encoder, examples: list[Example], index, doc_emb: np.ndarray, st
         Zhan et al. (2021), Optimizing Dense Retrieval Model Training with Hard
         Negatives, SIGIR, section on ADORE.
     """
-    weighting = partial(delta_rr, cutoff=cutoff)     # (pos_rank (B,), neg_rank (B, n)) -> (B, n)
-    return train_query_encoder(encoder, examples, index, doc_emb, steps, batch_size, lr, n,
-                               sigma, weighting=weighting, seed=seed,
-                               checkpoint_dir=checkpoint_dir, cost=cost, callbacks=callbacks,
-                               device=device)
+    # (pos_rank (B,), neg_rank (B, n)) -> (B, n)
+    weighting = partial(delta_rr, cutoff=cutoff)
+    return train_query_encoder(encoder, examples, index, doc_emb, steps, batch_size, lr,
+                               n, sigma, weighting=weighting, seed=seed,
+                               checkpoint_dir=checkpoint_dir, cost=cost,
+                               callbacks=callbacks, device=device)

@@ -11,13 +11,14 @@ The paper refreshes *asynchronously*: a second set of GPUs re-encodes the
 corpus with checkpoint ``k`` while the trainer already moves on to ``k + 1``.
 We simulate that with a *periodic, synchronous* refresh: at the steps of
 :func:`refresh_steps` training pauses, a snapshot of the model (eval mode,
-no gradients) re-encodes the whole corpus (:func:`~minidr.training.mining.ann_index`), and the
-negatives of the next ``refresh_every`` steps come from that snapshot
-(:func:`~minidr.training.mining.ann_negatives`). They are up to ``refresh_every`` steps stale, as in
-the paper, and every refresh is paid for in full (``passages_encoded``,
+no gradients) re-encodes the whole corpus (:func:`~minidr.training.mining.ann_index`),
+and the negatives of the next ``refresh_every`` steps come from that snapshot
+(:func:`~minidr.training.mining.ann_negatives`). They are up to ``refresh_every`` steps
+stale, as in the paper, and every refresh is paid for in full (``passages_encoded``,
 ``index_refreshes``, wall time)::
 
-    trainer, refreshes = train_ance(warm, examples, mm.corpus, steps=250, refresh_every=50)
+    trainer, refreshes = train_ance(warm, examples, mm.corpus, steps=250,
+                                    refresh_every=50)
     [r["step"] for r in refreshes]                  # [0, 50, 100, 150, 200]
 
 Reference:
@@ -66,7 +67,8 @@ RECIPE = ANCERecipe()
 
 
 def refresh_steps(steps: int, every: int) -> list[int]:
-    """The steps at which the ANN index is rebuilt: ``0, every, 2 * every, ... < steps``.
+    """The steps at which the ANN index is rebuilt:
+    ``0, every, 2 * every, ... < steps``.
 
     A refresh "at step ``s``" happens after ``s`` optimizer steps, so it gives
     the negatives of steps ``s + 1 .. s + every``.
@@ -89,11 +91,13 @@ class ANNRefresh:
     appended to :attr:`refreshes` as ``{"step", "seconds", "passages_encoded"}``.
     """
 
-    def __init__(self, batches: GroupedBatches, examples, corpus, schedule, n, depth, seed,
-                 cost: CostMeter, on_refresh=None):
-        self.batches, self.examples, self.corpus, self.schedule = batches, examples, corpus, set(schedule)
-        self.n, self.depth, self.seed, self.cost, self.on_refresh = n, depth, seed, cost, on_refresh
-        self.started, self.refreshes = None, []        # the clock starts at the first refresh
+    def __init__(self, batches: GroupedBatches, examples, corpus, schedule, n, depth,
+                 seed, cost: CostMeter, on_refresh=None):
+        self.batches, self.examples, self.corpus = batches, examples, corpus
+        self.schedule = set(schedule)
+        self.n, self.depth, self.seed = n, depth, seed
+        self.cost, self.on_refresh = cost, on_refresh
+        self.started, self.refreshes = None, []  # the clock starts at the first refresh
 
     def refresh(self, encoder, step: int) -> None:
         start, encoded = time.perf_counter(), self.cost.counts["passages_encoded"]
@@ -105,7 +109,8 @@ class ANNRefresh:
             seed=self.seed * 1_000_003 + step, index=index)
         self.cost.add(index_refreshes=1)
         self.refreshes.append({"step": step, "seconds": time.perf_counter() - start,
-                               "passages_encoded": self.cost.counts["passages_encoded"] - encoded})
+                               "passages_encoded":
+                                   self.cost.counts["passages_encoded"] - encoded})
         if self.on_refresh is not None:
             self.on_refresh(step, index, time.perf_counter() - self.started)
 
@@ -118,8 +123,8 @@ class ANNRefresh:
             self.refresh(trainer.model, step)
 
 
-def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int, refresh_every: int,
-               batch_size: int = 32, lr: float = RECIPE.lr,
+def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int,
+               refresh_every: int, batch_size: int = 32, lr: float = RECIPE.lr,
                temperature: float = RECIPE.temperature, n_hard: int = RECIPE.n_hard,
                n: int = RECIPE.n, depth: int = RECIPE.depth, seed: int = 0,
                cost: CostMeter | None = None, callbacks=(), device: str | None = None,
@@ -141,7 +146,8 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int, ref
 
     Args:
         encoder: a :class:`~minidr.models.bi_encoder.BiEncoder`, trained in place;
-            ANCE starts from the warm start (:func:`minidr.substrate.warm_start.warm_start`).
+            ANCE starts from the warm start
+            (:func:`minidr.substrate.warm_start.warm_start`).
         examples, corpus, batch_size, n_hard, seed: see
             :class:`~minidr.training.batches.GroupedBatches`.
         steps, lr: optimisation (see :class:`~minidr.training.trainer.TrainConfig`);
@@ -166,10 +172,12 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int, ref
         Learning for Dense Text Retrieval (ANCE), ICLR.
     """
     cost = cost or CostMeter()
-    batches = GroupedBatches(encoder, examples, corpus, batch_size, n_hard=n_hard, seed=seed)
-    refresher = ANNRefresh(batches, examples, corpus, refresh_steps(steps, refresh_every), n,
-                           depth, seed, cost, on_refresh)
+    batches = GroupedBatches(encoder, examples, corpus, batch_size, n_hard=n_hard,
+                             seed=seed)
+    refresher = ANNRefresh(batches, examples, corpus,
+                           refresh_steps(steps, refresh_every), n, depth, seed, cost,
+                           on_refresh)
     config = TrainConfig(steps=steps, lr=lr, seed=seed, device=device)
-    trainer = fit(encoder, lambda m, b: in_batch_loss(m, b, temperature), batches, config,
-                  cost, [refresher, *callbacks])
+    trainer = fit(encoder, lambda m, b: in_batch_loss(m, b, temperature), batches,
+                  config, cost, [refresher, *callbacks])
     return trainer, refresher.refreshes

@@ -61,15 +61,18 @@ def cross_encoder_loss(model: CrossEncoder, batch: PairBatch):
         Gao, Dai & Callan (2021), Rethink Training of BERT Rerankers in Multi-Stage
         Retrieval Pipeline (localized contrastive estimation), ECIR.
     """
-    scores = model(**batch.pairs).view(-1, batch.group)                          # (B, G)
-    targets = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)  # (B,)
+    scores = model(**batch.pairs).view(-1, batch.group)        # (B, G)
+    targets = torch.zeros(scores.shape[0], dtype=torch.long,
+                          device=scores.device)                # (B,)
     return info_nce(scores, targets)
 
 
 def train_cross_encoder(model: CrossEncoder, examples: list[Example], corpus: Corpus,
-                        negatives: dict[str, list[str]], steps: int, batch_size: int = 16,
-                        n_neg: int = RECIPE.n_neg, lr: float = RECIPE.lr, seed: int = 0,
-                        cost: CostMeter | None = None, checkpoint_dir: str | None = None,
+                        negatives: dict[str, list[str]], steps: int,
+                        batch_size: int = 16, n_neg: int = RECIPE.n_neg,
+                        lr: float = RECIPE.lr, seed: int = 0,
+                        cost: CostMeter | None = None,
+                        checkpoint_dir: str | None = None,
                         device: str | None = None) -> Trainer:
     """Train a cross-encoder on (query, positive, ``n_neg`` negatives) groups.
 
@@ -85,7 +88,8 @@ def train_cross_encoder(model: CrossEncoder, examples: list[Example], corpus: Co
         The trainer (``.history``, ``.cost``).
     """
     if not negatives:
-        raise ValueError("a cross-encoder needs negatives to contrast with (e.g. BM25 negatives)")
+        raise ValueError("a cross-encoder needs negatives to contrast with "
+                         "(e.g. BM25 negatives)")
     batches = PairBatches(model, examples, corpus, batch_size, n_neg, negatives, seed)
     config = TrainConfig(steps=steps, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
                          device=device)

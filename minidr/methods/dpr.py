@@ -57,7 +57,8 @@ class DPRRecipe(Recipe):
 
     @property
     def model_settings(self) -> dict:
-        """Keyword arguments of :meth:`~minidr.models.bi_encoder.BiEncoder.from_pretrained`."""
+        """Keyword arguments of
+        :meth:`~minidr.models.bi_encoder.BiEncoder.from_pretrained`."""
         return {"pooling": self.pooling, "similarity": self.similarity}
 
 
@@ -71,10 +72,11 @@ dpr_loss = in_batch_loss
 
 def train_dpr(encoder, examples: list[Example], corpus: Corpus, steps: int,
               batch_size: int = 32, lr: float = RECIPE.lr,
-              hard_negatives: dict[str, list[str]] | None = None, n_hard: int | None = None,
+              hard_negatives: dict[str, list[str]] | None = None,
+              n_hard: int | None = None,
               temperature: float = RECIPE.temperature, seed: int = 0,
-              checkpoint_dir: str | None = None, cost: CostMeter | None = None, callbacks=(),
-              device: str | None = None) -> Trainer:
+              checkpoint_dir: str | None = None, cost: CostMeter | None = None,
+              callbacks=(), device: str | None = None) -> Trainer:
     """Train ``encoder`` with DPR's loss; returns the trainer (``.history``, ``.cost``).
 
     Args:
@@ -91,12 +93,14 @@ def train_dpr(encoder, examples: list[Example], corpus: Corpus, steps: int,
         callbacks, device: see :func:`~minidr.training.trainer.fit`.
 
     Reference:
-        Karpukhin et al. (2020), Dense Passage Retrieval for Open-Domain Question Answering, EMNLP.
+        Karpukhin et al. (2020), Dense Passage Retrieval for Open-Domain Question
+        Answering, EMNLP.
     """
     if n_hard is None:
         n_hard = RECIPE.n_hard if hard_negatives is not None else 0
-    batches = GroupedBatches(encoder, examples, corpus, batch_size, n_hard, hard_negatives, seed)
+    batches = GroupedBatches(encoder, examples, corpus, batch_size, n_hard,
+                             hard_negatives, seed)
     config = TrainConfig(steps=steps, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
                          device=device)
-    return fit(encoder, lambda m, b: in_batch_loss(m, b, temperature), batches, config, cost,
-               callbacks)
+    return fit(encoder, lambda m, b: in_batch_loss(m, b, temperature), batches, config,
+               cost, callbacks)

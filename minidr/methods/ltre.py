@@ -1,4 +1,5 @@
-"""LTRe: train the query encoder against a fixed passage index, retrieving at every step.
+"""LTRe: train the query encoder against a fixed passage index,
+retrieving at every step.
 
 Learning To Retrieve (Zhan et al., 2020) splits dense retrieval training in two.
 A trained document encoder embeds the corpus **once**; those embeddings and
@@ -10,10 +11,10 @@ model's present mistakes, and a step costs one query forward pass plus one searc
 The loop itself is :func:`minidr.training.fixed_index.train_query_encoder`,
 shared with ADORE (:mod:`minidr.methods.adore`), which weights the pairs::
 
-    doc_emb = encode_corpus(warm, mm.corpus)                        # (n, H), fixed
+    doc_emb = encode_corpus(warm, mm.corpus)  # (n, H), fixed
     index = DenseIndex.build(doc_emb, list(mm.corpus), kind="ivfpq")
     trainer = train_ltre(warm, examples, index, index.reconstruct_all(), steps=2000)
-    runs = search_splits(warm, index, mm)                           # the same fixed index
+    runs = search_splits(warm, index, mm)     # the same fixed index
 
 Settings, from the official code of the same authors (``jingtaozhan/DRhard``,
 ``adore/train.py``; its README presents the LTRe paper as the previous version
@@ -42,7 +43,8 @@ __all__ = ["LTReRecipe", "RECIPE", "train_ltre"]
 
 
 class LTReRecipe(FixedIndexRecipe):
-    """LTRe's settings and budgets (chapter 06): the fixed-index defaults, unweighted pairs."""
+    """LTRe's settings and budgets (chapter 06):
+    the fixed-index defaults, unweighted pairs."""
 
 
 RECIPE = LTReRecipe()
@@ -50,9 +52,9 @@ RECIPE = LTReRecipe()
 
 def train_ltre(encoder, examples: list[Example], index, doc_emb: np.ndarray, steps: int,
                batch_size: int = 32, lr: float = RECIPE.lr, n: int = RECIPE.n,
-               sigma: float = RECIPE.sigma, seed: int = 0, checkpoint_dir: str | None = None,
-               cost: CostMeter | None = None, callbacks=(),
-               device: str | None = None) -> Trainer:
+               sigma: float = RECIPE.sigma, seed: int = 0,
+               checkpoint_dir: str | None = None, cost: CostMeter | None = None,
+               callbacks=(), device: str | None = None) -> Trainer:
     """LTRe: the fixed-index query training with the plain (unweighted) RankNet loss.
 
     Args:
@@ -68,7 +70,7 @@ def train_ltre(encoder, examples: list[Example], index, doc_emb: np.ndarray, ste
     Reference:
         Zhan et al. (2020), Learning To Retrieve, arXiv 2010.10469.
     """
-    return train_query_encoder(encoder, examples, index, doc_emb, steps, batch_size, lr, n,
-                               sigma, weighting=None, seed=seed,
-                               checkpoint_dir=checkpoint_dir, cost=cost, callbacks=callbacks,
-                               device=device)
+    return train_query_encoder(encoder, examples, index, doc_emb, steps, batch_size, lr,
+                               n, sigma, weighting=None, seed=seed,
+                               checkpoint_dir=checkpoint_dir, cost=cost,
+                               callbacks=callbacks, device=device)

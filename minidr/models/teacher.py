@@ -31,7 +31,8 @@ def teacher_path() -> str:
 
 
 def load_teacher(device: str | None = None) -> BiEncoder:
-    """all-MiniLM-L6-v2 as a :class:`~minidr.models.bi_encoder.BiEncoder`, offline when the package is installed.
+    """all-MiniLM-L6-v2 as a :class:`~minidr.models.bi_encoder.BiEncoder`,
+    offline when the package is installed.
 
     Settings as in its sentence-transformers config: mean pooling, cosine
     similarity, 256 tokens (queries too). It has already seen MS MARCO training

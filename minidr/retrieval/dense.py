@@ -13,15 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.cost import CostMeter
-from ..data.formats import Corpus, Run
+from ..data.formats import Corpus, Queries, Run
 from .embedding_cache import cached_embeddings, corpus_cache_key
 from .index import DenseIndex
 
-__all__ = ["encode_corpus", "dense_runs", "search_splits"]
+__all__ = ["encode_corpus", "dense_runs", "search_splits", "search_queries"]
 
 
-def encode_corpus(encoder, corpus: Corpus, cache: bool = True, cost: CostMeter | None = None,
-                  batch_size: int = 256) -> np.ndarray:
+def encode_corpus(encoder, corpus: Corpus, cache: bool = True,
+                  cost: CostMeter | None = None, batch_size: int = 256) -> np.ndarray:
     """Passage embeddings of ``corpus`` in its order, ``(n_passages, dim)`` float32.
 
     Args:
@@ -56,13 +56,13 @@ def dense_runs(encoder, data, splits=("dl19", "dev"), k: int = 1000, kind: str =
     Returns:
         ``{split: Run}``.
     """
-    emb = encode_corpus(encoder, data.corpus, cache=cache, cost=cost)          # (n, dim)
+    emb = encode_corpus(encoder, data.corpus, cache=cache, cost=cost)  # (n, dim)
     index = DenseIndex.build(emb, list(data.corpus), kind=kind)
     return search_splits(encoder, index, data, splits, k, cost)
 
 
-def search_splits(encoder, index: DenseIndex, data, splits=("dl19", "dev"), k: int = 1000,
-                  cost: CostMeter | None = None) -> dict[str, Run]:
+def search_splits(encoder, index: DenseIndex, data, splits=("dl19", "dev"),
+                  k: int = 1000, cost: CostMeter | None = None) -> dict[str, Run]:
     """Search a ready passage index with ``encoder``'s query tower: ``{split: Run}``.
 
     :func:`dense_runs` builds the index from the encoder's own passage
@@ -78,8 +78,41 @@ def search_splits(encoder, index: DenseIndex, data, splits=("dl19", "dev"), k: i
     runs = {}
     for split in splits:
         queries = data.splits[split].queries
-        q_emb = encoder.encode_queries(list(queries.values()), progress=False)  # (n_queries, dim)
+        # (n_queries, dim)
+        q_emb = encoder.encode_queries(list(queries.values()), progress=False)
         if cost is not None:
             cost.add(queries_encoded=len(queries))
         runs[split] = index.search_run(list(queries), q_emb, k)
     return runs
+
+
+def search_queries(encoder, corpus: Corpus, queries: Queries, k: int = 1000,
+                   kind: str = "flat", cost: CostMeter | None = None,
+                   cache: bool = True) -> Run:
+    """The top-``k`` passages of ``corpus`` for any ``queries``, by ``encoder``.
+
+    What :func:`dense_runs` does for a MiniMARCO split, for a query set of your
+    own (the ``search`` command): the corpus is encoded through the embedding
+    cache, indexed, and searched with the query tower.
+
+    Args:
+        encoder: a :class:`~minidr.models.bi_encoder.BiEncoder`.
+        corpus: pid -> text.
+        queries: qid -> text.
+        k: ranking depth (a query gets fewer when the corpus is smaller).
+        kind: ``"flat"`` (exact inner product) or ``"ivfpq"`` (compressed).
+        cost: charged passages and queries encoded.
+        cache: read/write the embedding cache.
+
+    Returns:
+        Run: qid -> pid -> score.
+
+    Shapes:
+        corpus embeddings ``(n_passages, dim)``, query embeddings ``(n_queries, dim)``.
+    """
+    emb = encode_corpus(encoder, corpus, cache=cache, cost=cost)            # (n, dim)
+    index = DenseIndex.build(emb, list(corpus), kind=kind)
+    q_emb = encoder.encode_queries(list(queries.values()), progress=False)  # (q, dim)
+    if cost is not None:
+        cost.add(queries_encoded=len(queries))
+    return index.search_run(list(queries), q_emb, k)

@@ -22,7 +22,8 @@ __all__ = ["cached_embeddings", "embedding_key", "corpus_cache_key"]
 
 
 def corpus_cache_key(encoder, corpus: Corpus) -> str:
-    """The cache key of ``corpus`` encoded by ``encoder`` (model and corpus fingerprints)."""
+    """The cache key of ``corpus`` encoded by ``encoder``
+    (model and corpus fingerprints)."""
     return embedding_key(encoder.fingerprint(), corpus_fingerprint(corpus))
 
 
@@ -36,7 +37,8 @@ def embedding_key(model_fingerprint: str, corpus_fingerprint: str) -> str:
         model_fingerprint: changes whenever the encoder does (weights, pooling,
             max length...), e.g. a hash of its checkpoint, or a hub name and
             revision with ``/`` replaced.
-        corpus_fingerprint: :func:`minidr.data.formats.corpus_fingerprint` of the corpus.
+        corpus_fingerprint: :func:`minidr.data.formats.corpus_fingerprint` of the
+            corpus.
 
     Both must be made of letters, digits, ``.``, ``_`` and ``-`` (they become a
     file name), so that two different pairs never map to the same key.
@@ -49,9 +51,11 @@ def embedding_key(model_fingerprint: str, corpus_fingerprint: str) -> str:
     for name, value in (("model_fingerprint", model_fingerprint),
                         ("corpus_fingerprint", corpus_fingerprint)):
         if not _SAFE_KEY.fullmatch(value):
-            raise ValueError(f"{name} must match [A-Za-z0-9][A-Za-z0-9._-]*, got {value!r}")
+            raise ValueError(f"{name} must match [A-Za-z0-9][A-Za-z0-9._-]*, "
+                             f"got {value!r}")
     if "-" in corpus_fingerprint:  # keeps the split point unambiguous
-        raise ValueError(f"corpus_fingerprint must not contain '-', got {corpus_fingerprint!r}")
+        raise ValueError("corpus_fingerprint must not contain '-', "
+                         f"got {corpus_fingerprint!r}")
     return f"{model_fingerprint}-{corpus_fingerprint}"
 
 
@@ -67,7 +71,8 @@ def cached_embeddings(key: str, compute: Callable[[], np.ndarray],
         key: file name stem, e.g. from :func:`embedding_key`.
         compute: called only on a cache miss; returns the embeddings.
         cache_dir: directory of the cache files
-            (default ``<cache_root()>/embeddings``, see :func:`minidr.core.paths.cache_root`).
+            (default ``<cache_root()>/embeddings``, see
+            :func:`minidr.core.paths.cache_root`).
 
     Shapes:
         returns what ``compute`` returns, typically ``(n_passages, d)`` float32.

@@ -102,8 +102,8 @@ class DenseIndex:
         """
         x = np.ascontiguousarray(embeddings, dtype=np.float32)      # (n, d)
         if x.ndim != 2 or len(x) != len(ids):
-            raise ValueError(f"expected embeddings (n, d) with n = len(ids) = {len(ids)}, "
-                             f"got {x.shape}")
+            raise ValueError("expected embeddings (n, d) with n = len(ids) = "
+                             f"{len(ids)}, got {x.shape}")
         if len(set(ids)) != len(ids):
             raise ValueError("ids must be distinct")
         n, d = x.shape
@@ -113,11 +113,14 @@ class DenseIndex:
             default_nlist, default_m, _ = ivfpq_defaults(n, d)
             nlist, m = nlist or default_nlist, m or default_m
             if d % m or n < max(nlist, 2 ** nbits):
-                raise ValueError(f"IVF-PQ needs m dividing d and n >= max(nlist, 2**nbits): "
-                                 f"got n={n}, d={d}, m={m}, nlist={nlist}, nbits={nbits}. "
-                                 "Use kind='flat' for small corpora, or a smaller nbits.")
+                raise ValueError("IVF-PQ needs m dividing d and "
+                                 "n >= max(nlist, 2**nbits): "
+                                 f"got n={n}, d={d}, m={m}, nlist={nlist}, "
+                                 f"nbits={nbits}. Use kind='flat' for small "
+                                 "corpora, or a smaller nbits.")
             quantizer = faiss.IndexFlatIP(d)             # assigns vectors to IVF cells
-            index = faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits,
+                                     faiss.METRIC_INNER_PRODUCT)
             index.cp.seed = index.pq.cp.seed = seed      # the k-means of IVF and of PQ
             index.train(x)
             index.nprobe = min(nlist, nprobe or max(1, nlist // 4))
@@ -131,7 +134,8 @@ class DenseIndex:
 
     @property
     def memory_bytes(self) -> int:
-        """Size of the serialized index (vectors or codes, centroids, codebooks), in bytes."""
+        """Size of the serialized index (vectors or codes, centroids, codebooks),
+        in bytes."""
         return int(faiss.serialize_index(self.index).nbytes)
 
     def reconstruct_all(self) -> np.ndarray:
@@ -174,11 +178,11 @@ class DenseIndex:
             fewer than ``k`` (``k`` larger than the index, or too few vectors in the
             visited IVF cells).
         """
-        x = np.ascontiguousarray(queries, dtype=np.float32)          # (q, d)
+        x = np.ascontiguousarray(queries, dtype=np.float32)  # (q, d)
         if x.ndim != 2 or x.shape[1] != self.index.d:
             raise ValueError(f"expected queries (q, {self.index.d}), got {x.shape}")
-        scores = np.empty((len(x), k), dtype=np.float32)            # (q, k)
-        rows = np.empty((len(x), k), dtype=np.int64)                # (q, k), -1: no result
+        scores = np.empty((len(x), k), dtype=np.float32)     # (q, k)
+        rows = np.empty((len(x), k), dtype=np.int64)         # (q, k), -1: no result
         for start in range(0, len(x), batch_size):
             batch = slice(start, start + batch_size)
             scores[batch], rows[batch] = self.index.search(x[batch], k)
@@ -205,7 +209,8 @@ class DenseIndex:
         return scores, ids
 
     def search_run(self, qids: list[str], queries: np.ndarray, k: int) -> Run:
-        """:meth:`search`, returned as a run: qid -> pid -> score (``queries[i]`` is ``qids[i]``)."""
+        """:meth:`search`, returned as a run: qid -> pid -> score
+        (``queries[i]`` is ``qids[i]``)."""
         if len(qids) != len(queries):
             raise ValueError(f"{len(qids)} qids but {len(queries)} query embeddings")
         scores, ids = self.search(queries, k)

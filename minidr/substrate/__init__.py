@@ -1,2 +1,2 @@
-"""Substrate: what several chapters share and train once: the warm start and the teacher's
-labels of the training queries."""
+"""Substrate: what several chapters share and train once: the warm start and the
+teacher's labels of the training queries."""

@@ -1,4 +1,5 @@
-"""The teacher's top-k passages and scores for every training query, made once and committed.
+"""The teacher's top-k passages and scores for every training query,
+made once and committed.
 
 Encodes the corpus and the 394 labeled + 49,045 unlabeled training queries with
 the teacher (all-MiniLM-L6-v2), searches exactly (faiss, inner product of unit
@@ -36,8 +37,9 @@ def training_queries(data) -> dict[str, str]:
     return {**data.splits["train"].queries, **data.unlabeled_queries}
 
 
-def score_queries(teacher, corpus_ids: list[str], corpus_emb: np.ndarray, queries: dict[str, str],
-                  k: int = 50, cost: CostMeter | None = None) -> TeacherScores:
+def score_queries(teacher, corpus_ids: list[str], corpus_emb: np.ndarray,
+                  queries: dict[str, str], k: int = 50,
+                  cost: CostMeter | None = None) -> TeacherScores:
     """Each query's exact top-``k`` passages under ``teacher``.
 
     Args:
@@ -59,7 +61,8 @@ def score_queries(teacher, corpus_ids: list[str], corpus_emb: np.ndarray, querie
     q_emb = teacher.encode_queries(list(queries.values()))                 # (Q, H)
     if cost is not None:
         cost.add(queries_encoded=len(queries))
-    scores, rows = index.search(np.ascontiguousarray(q_emb, dtype=np.float32), k)  # (Q, k)
+    # (Q, k)
+    scores, rows = index.search(np.ascontiguousarray(q_emb, dtype=np.float32), k)
     pids = np.array([int(p) for p in corpus_ids], dtype=np.int64)[rows]   # (Q, k)
     return TeacherScores(np.array([int(q) for q in queries], dtype=np.int64),
                          pids.astype(np.int32), scores.astype(np.float16))
@@ -69,10 +72,12 @@ def build_teacher_scores(data, out_dir: str | Path, k: int = 50, teacher=None) -
     """Score every training query with the teacher; write the file and its card.
 
     Args:
-        data: a :class:`~minidr.data.minimarco.MiniMarco` (the full slice for the shipped file).
+        data: a :class:`~minidr.data.minimarco.MiniMarco`
+            (the full slice for the shipped file).
         out_dir: destination folder (``data/teacher``).
         k: passages kept per query.
-        teacher: the scoring bi-encoder (default: :func:`~minidr.models.teacher.load_teacher`).
+        teacher: the scoring bi-encoder (default:
+            :func:`~minidr.models.teacher.load_teacher`).
 
     Returns:
         The written file.
@@ -84,33 +89,43 @@ def build_teacher_scores(data, out_dir: str | Path, k: int = 50, teacher=None) -
                                             or type(teacher).__name__)
     with cost:
         teacher = teacher or load_teacher()
-        emb = encode_corpus(teacher, data.corpus, cache=False, cost=cost)   # (N, H): timed
-        scores = score_queries(teacher, list(data.corpus), emb, training_queries(data), k, cost)
+        # (N, H): timed
+        emb = encode_corpus(teacher, data.corpus, cache=False, cost=cost)
+        scores = score_queries(teacher, list(data.corpus), emb, training_queries(data),
+                               k, cost)
     summary = cost.summary()
-    device = ("CUDA " + torch.cuda.get_device_name()) if torch.cuda.is_available() else "CPU"
+    device = (("CUDA " + torch.cuda.get_device_name()) if torch.cuda.is_available()
+              else "CPU")
     meta = {"teacher": name, "k": k, "queries": len(scores),
-            "slice": data.slice_name, "corpus_fingerprint": corpus_fingerprint(data.corpus),
-            "seconds": round(cost.seconds, 1), "passages_encoded": summary.get("passages_encoded", 0),
+            "slice": data.slice_name,
+            "corpus_fingerprint": corpus_fingerprint(data.corpus),
+            "seconds": round(cost.seconds, 1),
+            "passages_encoded": summary.get("passages_encoded", 0),
             "queries_encoded": summary.get("queries_encoded", 0),
-            "hardware": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {device}",
+            "hardware": f"{platform.machine()}, "
+                        f"{torch.get_num_threads()} torch threads, {device}",
             "torch": torch.__version__}
     scores = TeacherScores(scores.qids, scores.pids, scores.scores, meta)
     path = write_teacher_scores(out_dir / SCORES_FILE, scores)
     size_mb = path.stat().st_size / 2**20
-    atomic_write_text(out_dir / "SCORES.md", f"""# Teacher scores of every training query
+    atomic_write_text(out_dir / "SCORES.md", f"""\
+# Teacher scores of every training query
 
 `{SCORES_FILE}` ({size_mb:.1f} MB): for each of the {len(scores):,} MS MARCO training
-queries of MiniMARCO ({len(data.splits['train'].queries)} labeled + {len(data.unlabeled_queries):,}
+queries of MiniMARCO ({len(data.splits['train'].queries)} labeled + \
+{len(data.unlabeled_queries):,}
 unlabeled; {data.slice_name} slice), the top-{k} MiniMARCO passages of the teacher
 `{meta['teacher']}` and their cosine scores, best first (exact search). Query ids int64,
-passage ids int32, scores float16. Read it with `minidr.data.teacher_scores.load_teacher_scores()`.
+passage ids int32, scores float16. Read it with \
+`minidr.data.teacher_scores.load_teacher_scores()`.
 
 Made by `python -m minidr teacher-scores --k {k}` in {time.time() - start:.0f} s wall
 ({meta['seconds']:.0f} s metered; {meta['passages_encoded']:,} passages and
 {meta['queries_encoded']:,} queries encoded; {meta['hardware']}, torch {meta['torch']}).
 Every method that trains on these scores charges this cost in its results record.
 
-The teacher saw MS MARCO training data (never TREC DL 2019 or our dev queries): a student
+The teacher saw MS MARCO training data (never TREC DL 2019 or our dev queries): \
+a student
 distilled from it learns from a model that has read more MS MARCO than the student has.
 The book marks every such result (`teacher_labels: true`).
 """)

@@ -1,4 +1,5 @@
-"""The warm start of chapters 03 and 05-07: chapter 04's DPR with BM25 negatives, trained once.
+"""The warm start of chapters 03 and 05-07:
+chapter 04's DPR with BM25 negatives, trained once.
 
 ANCE, LTRe and STAR all start from a bi-encoder that was first trained with
 BM25 negatives ("BM25 warm-up" in the ANCE paper, the fixed document encoder
@@ -51,7 +52,8 @@ def _key(data, profile, examples, recipe: DPRRecipe) -> str:
 
 
 def warm_start(data, profile, teacher_labels=None, bm25: BM25 | None = None,
-               cache: bool = True, recipe: DPRRecipe = RECIPE) -> tuple[BiEncoder, dict]:
+               cache: bool = True,
+               recipe: DPRRecipe = RECIPE) -> tuple[BiEncoder, dict]:
     """Chapter 04's "DPR, + BM25 negatives" bi-encoder, from the cache or trained now.
 
     Args:
@@ -91,15 +93,16 @@ def warm_start(data, profile, teacher_labels=None, bm25: BM25 | None = None,
     torch.manual_seed(0)
     encoder = BiEncoder.from_pretrained(profile.backbone, **recipe.model_settings)
     train_dpr(encoder, examples, data.corpus, steps=budget.steps,
-              batch_size=budget.batch_size, lr=recipe.lr, temperature=recipe.temperature,
-              hard_negatives=negatives, n_hard=recipe.n_hard, cost=cost)
+              batch_size=budget.batch_size, lr=recipe.lr,
+              temperature=recipe.temperature, hard_negatives=negatives,
+              n_hard=recipe.n_hard, cost=cost)
     summary = cost.summary()
     encoder.eval()
     encode_cost = CostMeter()
-    with encode_cost:                                                 # really encode, to time it
-        emb = encode_corpus(encoder, data.corpus, cache=False)       # (N, H)
+    with encode_cost:  # really encode, to time it
+        emb = encode_corpus(encoder, data.corpus, cache=False)  # (N, H)
     summary["corpus_encode_seconds"] = round(encode_cost.seconds, 2)
-    if cache:                                     # chapters read the model and embeddings back
+    if cache:  # chapters read the model and embeddings back
         cached_embeddings(corpus_cache_key(encoder, data.corpus), lambda: emb)
         encoder.save(folder)
         atomic_write_text(cost_file, json.dumps(summary, indent=2) + "\n")

@@ -29,8 +29,9 @@ import pandas as pd
 
 from ..data.formats import Corpus, Qrels
 
-__all__ = ["Example", "training_examples", "examples_qrels", "EpochOrder", "GroupedBatch",
-           "GroupedBatches", "QueryBatch", "QueryBatches", "PairBatch", "PairBatches"]
+__all__ = ["Example", "training_examples", "examples_qrels", "EpochOrder",
+           "GroupedBatch", "GroupedBatches", "QueryBatch", "QueryBatches", "PairBatch",
+           "PairBatches"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class Example:
     teacher: bool = False
 
 
-def training_examples(data, teacher_labels: pd.DataFrame | None = None) -> list[Example]:
+def training_examples(data,
+                      teacher_labels: pd.DataFrame | None = None) -> list[Example]:
     """Judged pairs of the ``train`` split, plus teacher-labeled pairs if given.
 
     Args:
@@ -60,8 +62,10 @@ def training_examples(data, teacher_labels: pd.DataFrame | None = None) -> list[
     examples = [Example(q, train.queries[q], p) for q, rel in train.qrels.items()
                 for p, g in sorted(rel.items()) if g > 0]
     if teacher_labels is not None:
-        pairs = zip(teacher_labels["qid"].astype(str), teacher_labels["pid"].astype(str))
-        examples += [Example(q, data.unlabeled_queries[q], p, teacher=True) for q, p in pairs
+        pairs = zip(teacher_labels["qid"].astype(str),
+                    teacher_labels["pid"].astype(str))
+        examples += [Example(q, data.unlabeled_queries[q], p, teacher=True)
+                     for q, p in pairs
                      if q in data.unlabeled_queries and p in data.corpus]
     return examples
 
@@ -115,7 +119,8 @@ class GroupedBatch:
 
     Attributes:
         queries: token tensors (B, Lq).
-        passages: token tensors (B*G, Lp), laid out ``[pos_0, neg_0_1, ..., pos_1, ...]``.
+        passages: token tensors (B*G, Lp), laid out
+            ``[pos_0, neg_0_1, ..., pos_1, ...]``.
         group: G, passages per query.
         qids: the B query ids.
         pids: the B*G passage ids, in the layout of ``passages``.
@@ -134,7 +139,8 @@ class GroupedBatch:
 
 
 class GroupedBatches:
-    """``batches(i)``: the i-th :class:`GroupedBatch` of queries, positives and hard negatives.
+    """``batches(i)``: the i-th :class:`GroupedBatch` of queries,
+    positives and hard negatives.
 
     Args:
         encoder: tokenizes (``tokenize_queries``, ``tokenize_passages``); may be
@@ -153,20 +159,21 @@ class GroupedBatches:
 
     Example::
 
-        >>> ex = [Example("q1", "what is bm25", "p1"), Example("q2", "who made faiss", "p2")]
+        >>> ex = [Example("q1", "what is bm25", "p1"),
+        ...       Example("q2", "who made faiss", "p2")]
         >>> corpus = {"p1": "BM25 ranks ...", "p2": "Faiss is ...", "p3": "Paris ..."}
         >>> b = GroupedBatches(None, ex, corpus, batch_size=2, n_hard=1,
         ...                    hard_negatives={"q1": ["p3"], "q2": ["p3"]})
         >>> sorted(e.qid for e in b.select(0))
         ['q1', 'q2']
         >>> _, passages, pids = b.texts(0)
-        >>> pids[1::2]                           # each query's hard negative follows its positive
+        >>> pids[1::2]    # each query's hard negative follows its positive
         ['p3', 'p3']
     """
 
-    def __init__(self, encoder, examples: list[Example], corpus: Corpus, batch_size: int = 32,
-                 n_hard: int = 0, hard_negatives: dict[str, list[str]] | None = None,
-                 seed: int = 0):
+    def __init__(self, encoder, examples: list[Example], corpus: Corpus,
+                 batch_size: int = 32, n_hard: int = 0,
+                 hard_negatives: dict[str, list[str]] | None = None, seed: int = 0):
         if n_hard < 0:
             raise ValueError(f"n_hard must be >= 0, got {n_hard}")
         self.encoder, self.corpus, self.seed = encoder, corpus, seed
@@ -183,17 +190,21 @@ class GroupedBatches:
         return self.order.select(i)
 
     def texts(self, i: int) -> tuple[list[str], list[str], list[str]]:
-        """Batch ``i`` as texts: B queries, their B*G passages and the B*G passage ids."""
+        """Batch ``i`` as texts: B queries, their B*G passages
+        and the B*G passage ids."""
         if self.n_hard and self.hard_negatives is None:
-            raise ValueError(f"n_hard={self.n_hard} needs hard negatives: pass hard_negatives= "
-                             "or set .hard_negatives before drawing a batch")
+            raise ValueError(f"n_hard={self.n_hard} needs hard negatives: pass "
+                             "hard_negatives= or set .hard_negatives before drawing "
+                             "a batch")
         rng = random.Random(self.seed * 7_919 + i)
         batch, pids = self.select(i), []
         for ex in batch:
             pids.append(ex.positive)
             if self.n_hard:
-                pool = [p for p in self.hard_negatives.get(ex.qid, []) if p != ex.positive]
-                while len(pool) < self.n_hard:  # too few hard negatives: top up at random
+                pool = [p for p in self.hard_negatives.get(ex.qid, [])
+                        if p != ex.positive]
+                # too few hard negatives: top up at random
+                while len(pool) < self.n_hard:
                     p = rng.choice(self._pids)
                     if p != ex.positive and p not in pool:
                         pool.append(p)
@@ -240,12 +251,13 @@ class QueryBatches:
         seed: the sampling seed.
     """
 
-    def __init__(self, encoder, examples: list[Example], ids: list[str], batch_size: int = 32,
-                 seed: int = 0):
+    def __init__(self, encoder, examples: list[Example], ids: list[str],
+                 batch_size: int = 32, seed: int = 0):
         row_of = {pid: row for row, pid in enumerate(ids)}
         missing = sorted({ex.positive for ex in examples} - set(row_of))
         if missing:
-            raise ValueError(f"{len(missing)} positives are not in the index, e.g. {missing[:3]}")
+            raise ValueError(f"{len(missing)} positives are not in the index, "
+                             f"e.g. {missing[:3]}")
         self.encoder, self.row_of = encoder, row_of
         self.order = EpochOrder(examples, batch_size, seed)
 
@@ -258,7 +270,8 @@ class QueryBatches:
 
 @dataclass
 class PairBatch:
-    """B queries, each paired with its G passages, as one (query, passage) input per pair.
+    """B queries, each paired with its G passages, as one
+    (query, passage) input per pair.
 
     Attributes:
         pairs: token tensors (B*G, L) of ``[CLS] q [SEP] p [SEP]``, positive first in
@@ -291,7 +304,8 @@ class PairBatches:
     def __init__(self, model, examples: list[Example], corpus: Corpus, batch_size: int,
                  n_neg: int, negatives: dict[str, list[str]], seed: int = 0):
         self.model, self.group = model, 1 + n_neg
-        self.groups = GroupedBatches(None, examples, corpus, batch_size, n_neg, negatives, seed)
+        self.groups = GroupedBatches(None, examples, corpus, batch_size, n_neg,
+                                     negatives, seed)
 
     def __call__(self, i: int) -> PairBatch:
         queries, passages, _ = self.groups.texts(i)

@@ -38,7 +38,8 @@ from .trainer import TrainConfig, Trainer, fit
 
 __all__ = ["FixedIndexRecipe", "Weighting", "fixed_index_loss", "train_query_encoder"]
 
-# weighting(pos_rank (B,), neg_rank (B, n)) -> pair weights (B, n); see minidr.methods.adore
+# weighting(pos_rank (B,), neg_rank (B, n)) -> pair weights (B, n);
+# see minidr.methods.adore
 Weighting = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -62,8 +63,8 @@ class FixedIndexRecipe(Recipe):
     paper_lr: float = 5e-6
 
 
-def fixed_index_loss(encoder, batch: QueryBatch, index, doc_emb: np.ndarray, qrels, n: int,
-                     sigma: float, weighting: Weighting | None = None):
+def fixed_index_loss(encoder, batch: QueryBatch, index, doc_emb: np.ndarray, qrels,
+                     n: int, sigma: float, weighting: Weighting | None = None):
     """One LTRe/ADORE step: encode, retrieve from the full index, pairwise loss.
 
     1. ``q = E_Q(queries)``, with gradients;
@@ -81,7 +82,8 @@ def fixed_index_loss(encoder, batch: QueryBatch, index, doc_emb: np.ndarray, qre
     index's full ranking.
 
     Args:
-        encoder: a :class:`~minidr.models.bi_encoder.BiEncoder` (``encode_query`` is used).
+        encoder: a :class:`~minidr.models.bi_encoder.BiEncoder`
+            (``encode_query`` is used).
         batch: a :class:`~minidr.training.batches.QueryBatch`.
         index: a :class:`~minidr.retrieval.index.DenseIndex` over the fixed passages.
         doc_emb: the fixed passage embeddings, row ``i`` for ``index.ids[i]``:
@@ -101,33 +103,37 @@ def fixed_index_loss(encoder, batch: QueryBatch, index, doc_emb: np.ndarray, qre
         positives among the retrieved passages), ``retrieval_seconds`` (wall
         time of the search this step) and the query embeddings' spread.
     """
-    q = encoder.encode_query(**batch.queries)                        # (B, H), with grad
+    q = encoder.encode_query(**batch.queries)           # (B, H), with grad
     start = time.perf_counter()
-    rows, ranks = dense_negative_rows(index, batch.qids, q.detach().float().cpu().numpy(),
-                                      qrels, n)                          # (B, n) each, -1: empty
+    rows, ranks = dense_negative_rows(index, batch.qids,
+                                      q.detach().float().cpu().numpy(),
+                                      qrels, n)         # (B, n) each, -1: empty
     seconds = time.perf_counter() - start
-    valid = torch.from_numpy(rows >= 0).to(q.device)                     # (B, n)
-    pos = torch.from_numpy(doc_emb[batch.pos_rows]).to(q.device)      # (B, H), a constant
-    neg = torch.from_numpy(doc_emb[np.maximum(rows, 0)]).to(q.device)    # (B, n, H), a constant
-    q32 = q.float()                                                      # float32 scores, also under AMP
-    s_pos = (q32 * pos).sum(-1)                                          # (B,)
-    s_neg = (q32[:, None, :] * neg).sum(-1)                              # (B, n)
+    valid = torch.from_numpy(rows >= 0).to(q.device)    # (B, n)
+    pos = torch.from_numpy(doc_emb[batch.pos_rows]).to(q.device)  # (B, H), a constant
+    # (B, n, H), a constant
+    neg = torch.from_numpy(doc_emb[np.maximum(rows, 0)]).to(q.device)
+    q32 = q.float()                                     # float32 scores, also under AMP
+    s_pos = (q32 * pos).sum(-1)                         # (B,)
+    s_neg = (q32[:, None, :] * neg).sum(-1)             # (B, n)
     with torch.no_grad():
-        above = (s_neg > s_pos[:, None]) & valid                         # (B, n)
-        pos_rank = 1 + above.sum(1)                                      # (B,)
-        pos_rank[pos_rank > valid.sum(1)] = -1                           # below every retrieved one
-        neg_rank = torch.from_numpy(ranks).to(q.device)                  # (B, n)
-        weights = None if weighting is None else weighting(pos_rank, neg_rank)   # (B, n)
+        above = (s_neg > s_pos[:, None]) & valid        # (B, n)
+        pos_rank = 1 + above.sum(1)                     # (B,)
+        pos_rank[pos_rank > valid.sum(1)] = -1          # below every retrieved one
+        neg_rank = torch.from_numpy(ranks).to(q.device)  # (B, n)
+        weights = None if weighting is None else weighting(pos_rank, neg_rank)  # (B, n)
     loss, stats = ranknet(s_pos, s_neg, sigma, weights=weights, mask=valid)
-    stats.update(train_mrr10=reciprocal_rank(pos_rank, 10).mean().item(), retrieval_seconds=seconds)
+    stats.update(train_mrr10=reciprocal_rank(pos_rank, 10).mean().item(),
+                 retrieval_seconds=seconds)
     stats.update(embedding_stats(q.detach(), "q_"))
     return loss, stats
 
 
-def train_query_encoder(encoder, examples: list[Example], index, doc_emb: np.ndarray, steps: int,
-                        batch_size: int, lr: float, n: int, sigma: float,
+def train_query_encoder(encoder, examples: list[Example], index, doc_emb: np.ndarray,
+                        steps: int, batch_size: int, lr: float, n: int, sigma: float,
                         weighting: Weighting | None = None, seed: int = 0,
-                        checkpoint_dir: str | None = None, cost: CostMeter | None = None,
+                        checkpoint_dir: str | None = None,
+                        cost: CostMeter | None = None,
                         callbacks=(), device: str | None = None) -> Trainer:
     """Train the query encoder against a fixed index (the loop LTRe and ADORE share).
 
@@ -157,13 +163,14 @@ def train_query_encoder(encoder, examples: list[Example], index, doc_emb: np.nda
     """
     doc_emb = np.ascontiguousarray(doc_emb, dtype=np.float32)            # (N, H)
     if doc_emb.shape != (len(index), index.index.d):
-        raise ValueError(f"doc_emb must be (len(index), d) = {(len(index), index.index.d)}, "
-                         f"got {doc_emb.shape}")
+        raise ValueError("doc_emb must be (len(index), d) = "
+                         f"{(len(index), index.index.d)}, got {doc_emb.shape}")
     batches = QueryBatches(encoder, examples, index.ids, batch_size, seed)
     qrels = examples_qrels(examples)
 
     def loss(model, batch):
-        return fixed_index_loss(model, batch, index, doc_emb, qrels, n, sigma, weighting)
+        return fixed_index_loss(model, batch, index, doc_emb, qrels, n, sigma,
+                                weighting)
 
     config = TrainConfig(steps=steps, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
                          device=device)

@@ -16,9 +16,9 @@ Example (DPR-style in-batch training step, one positive + one hard negative
 per query)::
 
     >>> import torch
-    >>> q = torch.randn(4, 8)                  # (B, H)    query embeddings
-    >>> p = torch.randn(4 * 2, 8)              # (B*G, H)  [pos_0, neg_0, pos_1, neg_1, ...]
-    >>> scores = q @ p.T                       # (B, B*G)
+    >>> q = torch.randn(4, 8)      # (B, H)    query embeddings
+    >>> p = torch.randn(4 * 2, 8)  # (B*G, H)  [pos_0, neg_0, pos_1, neg_1, ...]
+    >>> scores = q @ p.T           # (B, B*G)
     >>> loss, stats = info_nce(scores, in_batch_targets(4, 2))
     >>> sorted(stats)
     ['accuracy', 'neg_score', 'pos_score']
@@ -28,8 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["info_nce", "in_batch_targets", "ranknet", "reciprocal_rank", "delta_rr", "star_scores_loss",
-           "embedding_stats"]
+__all__ = ["info_nce", "in_batch_targets", "ranknet", "reciprocal_rank", "delta_rr",
+           "star_scores_loss", "embedding_stats"]
 
 
 def in_batch_targets(batch_size: int, group_size: int = 1,
@@ -61,7 +61,8 @@ def in_batch_targets(batch_size: int, group_size: int = 1,
         [0, 2, 4]
     """
     if batch_size < 1 or group_size < 1:
-        raise ValueError(f"batch_size and group_size must be >= 1, got {batch_size}, {group_size}")
+        raise ValueError("batch_size and group_size must be >= 1, "
+                         f"got {batch_size}, {group_size}")
     return torch.arange(batch_size, device=device) * group_size
 
 
@@ -105,8 +106,8 @@ def info_nce(scores: torch.Tensor, targets: torch.Tensor,
         (0.1269, 1.0)
     """
     if scores.ndim != 2 or targets.shape != scores.shape[:1]:
-        raise ValueError(f"expected scores (B, N) and targets (B,), got {tuple(scores.shape)} "
-                         f"and {tuple(targets.shape)}")
+        raise ValueError("expected scores (B, N) and targets (B,), "
+                         f"got {tuple(scores.shape)} and {tuple(targets.shape)}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     loss = F.cross_entropy(scores / temperature, targets)       # ()
@@ -176,14 +177,17 @@ def ranknet(pos_scores: torch.Tensor, neg_scores: torch.Tensor, sigma: float = 1
         >>> round(loss.item(), 4)                          # (0 + log 2) / 2
         0.3466
     """
-    if pos_scores.ndim != 1 or neg_scores.ndim != 2 or neg_scores.shape[0] != pos_scores.shape[0]:
+    if (pos_scores.ndim != 1 or neg_scores.ndim != 2
+            or neg_scores.shape[0] != pos_scores.shape[0]):
         raise ValueError(f"expected pos_scores (B,) and neg_scores (B, K), got "
                          f"{tuple(pos_scores.shape)} and {tuple(neg_scores.shape)}")
     for name, extra in (("weights", weights), ("mask", mask)):
         if extra is not None and extra.shape != neg_scores.shape:
-            raise ValueError(f"expected {name} {tuple(neg_scores.shape)}, got {tuple(extra.shape)}")
+            raise ValueError(f"expected {name} {tuple(neg_scores.shape)}, "
+                             f"got {tuple(extra.shape)}")
     margins = pos_scores[:, None] - neg_scores                   # (B, K)  s+ - s-
-    pair_loss = F.softplus(-sigma * margins)                     # (B, K)  softplus(x) = log(1 + e^x)
+    # softplus(x) = log(1 + e^x)
+    pair_loss = F.softplus(-sigma * margins)                     # (B, K)
     if weights is not None:
         pair_loss = weights.detach() * pair_loss                 # (B, K)
     if mask is None:
@@ -219,7 +223,8 @@ def reciprocal_rank(ranks: torch.Tensor, cutoff: int = 10) -> torch.Tensor:
     return torch.where((r >= 1) & (r <= cutoff), 1.0 / r.clamp(min=1), 0.0)
 
 
-def delta_rr(pos_rank: torch.Tensor, neg_rank: torch.Tensor, cutoff: int = 10) -> torch.Tensor:
+def delta_rr(pos_rank: torch.Tensor, neg_rank: torch.Tensor,
+             cutoff: int = 10) -> torch.Tensor:
     """|Change in RR@cutoff| if a query's positive and a negative swapped places.
 
     ``|RR(pos_rank) - RR(neg_rank)|`` with :func:`reciprocal_rank`: the
@@ -238,14 +243,16 @@ def delta_rr(pos_rank: torch.Tensor, neg_rank: torch.Tensor, cutoff: int = 10) -
     References:
         Burges (2010), From RankNet to LambdaRank to LambdaMART: An Overview.
         Zhan et al. (2021), Optimizing Dense Retrieval Model Training with Hard
-        Negatives (ADORE), SIGIR: the weights of ``adore/train.py`` (``metric_weights``).
+        Negatives (ADORE), SIGIR: the weights of ``adore/train.py``
+            (``metric_weights``).
 
     Example::
 
         >>> delta_rr(torch.tensor([2, 12]), torch.tensor([[1, 4], [1, 11]])).tolist()
         [[0.5, 0.25], [1.0, 0.0]]
     """
-    if pos_rank.ndim != 1 or neg_rank.ndim != 2 or neg_rank.shape[0] != pos_rank.shape[0]:
+    if (pos_rank.ndim != 1 or neg_rank.ndim != 2
+            or neg_rank.shape[0] != pos_rank.shape[0]):
         raise ValueError(f"expected pos_rank (B,) and neg_rank (B, K), got "
                          f"{tuple(pos_rank.shape)} and {tuple(neg_rank.shape)}")
     rr_pos = reciprocal_rank(pos_rank, cutoff)                   # (B,)
@@ -285,8 +292,9 @@ def embedding_stats(emb: torch.Tensor, prefix: str = "") -> dict[str, float]:
         raise ValueError(f"expected emb (B, H), got {tuple(emb.shape)}")
     with torch.no_grad():
         emb = emb.float()
-        return {f"{prefix}emb_std": emb.std(dim=0, correction=0).mean().item(),   # (H,) -> ()
-                f"{prefix}emb_norm": emb.norm(dim=1).mean().item()}               # (B,) -> ()
+        # emb_std: (H,) -> (); emb_norm: (B,) -> ()
+        return {f"{prefix}emb_std": emb.std(dim=0, correction=0).mean().item(),
+                f"{prefix}emb_norm": emb.norm(dim=1).mean().item()}
 
 
 def star_scores_loss(scores: torch.Tensor, alpha: float = 1.0,
@@ -314,8 +322,10 @@ def star_scores_loss(scores: torch.Tensor, alpha: float = 1.0,
 
     Example::
 
-        >>> scores = torch.tensor([[0.9, 0.8, 0.2, 0.0],      # query 0: [pos_0, neg_0, pos_1, neg_1]
-        ...                        [0.1, 0.3, 0.7, 1.0]])     # query 1: its static neg beats its pos
+        >>> # query 0: [pos_0, neg_0, pos_1, neg_1]
+        >>> # query 1: its static neg beats its pos
+        >>> scores = torch.tensor([[0.9, 0.8, 0.2, 0.0],
+        ...                        [0.1, 0.3, 0.7, 1.0]])
         >>> loss, stats = star_scores_loss(scores, sigma=1.0)
         >>> stats["static_pair_accuracy"], stats["random_pair_accuracy"]
         (0.5, 1.0)
@@ -326,19 +336,21 @@ def star_scores_loss(scores: torch.Tensor, alpha: float = 1.0,
     """
     B = scores.shape[0]
     if scores.ndim != 2 or scores.shape[1] != 2 * B or B < 2:
-        raise ValueError(f"expected scores (B, 2B) with B >= 2, got {tuple(scores.shape)}")
-    rows = torch.arange(B, device=scores.device)                   # (B,)
-    pos = scores[rows, 2 * rows]                                   # (B,)   s+ of each query
-    static = scores[rows, 2 * rows + 1]                            # (B,)   its own hard negative
-    own = torch.zeros_like(scores, dtype=torch.bool)               # (B, 2B)
+        raise ValueError("expected scores (B, 2B) with B >= 2, "
+                         f"got {tuple(scores.shape)}")
+    rows = torch.arange(B, device=scores.device)        # (B,)
+    pos = scores[rows, 2 * rows]                        # (B,)   s+ of each query
+    static = scores[rows, 2 * rows + 1]                 # (B,)   its own hard negative
+    own = torch.zeros_like(scores, dtype=torch.bool)    # (B, 2B)
     own[rows, 2 * rows] = own[rows, 2 * rows + 1] = True
-    random = scores[~own].view(B, 2 * B - 2)                       # (B, 2B-2) everyone else's
+    random = scores[~own].view(B, 2 * B - 2)            # (B, 2B-2) everyone else's
     loss_static, s_stats = ranknet(pos, static[:, None], sigma)
     loss_random, r_stats = ranknet(pos, random, sigma)
     loss = alpha * loss_random + loss_static
     stats = {"loss_static": loss_static.item(), "loss_random": loss_random.item(),
              "static_pair_accuracy": s_stats["pair_accuracy"],
              "random_pair_accuracy": r_stats["pair_accuracy"],
-             "pos_score": s_stats["pos_score"], "static_neg_score": s_stats["neg_score"],
+             "pos_score": s_stats["pos_score"],
+             "static_neg_score": s_stats["neg_score"],
              "random_neg_score": r_stats["neg_score"]}
     return loss, stats

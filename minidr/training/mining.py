@@ -25,8 +25,8 @@ from .negatives import top_k_negatives
 __all__ = ["ann_index", "ann_negatives"]
 
 
-def ann_index(encoder, corpus: Corpus, cost: CostMeter | None = None, batch_size: int = 256,
-              cache: bool = False) -> DenseIndex:
+def ann_index(encoder, corpus: Corpus, cost: CostMeter | None = None,
+              batch_size: int = 256, cache: bool = False) -> DenseIndex:
     """Encode ``corpus`` with the model as it is now (a snapshot) and index it exactly.
 
     Args:
@@ -44,14 +44,17 @@ def ann_index(encoder, corpus: Corpus, cost: CostMeter | None = None, batch_size
     # A snapshot: no gradients, and encode_* switch to eval mode (no dropout) and back.
     with torch.inference_mode():
         p_emb = encode_corpus(encoder, corpus, cache=cache, cost=cost,
-                              batch_size=batch_size)                    # (n_passages, H)
-    return DenseIndex.build(p_emb, list(corpus), kind="flat")           # exact search stands in for ANN
+                              batch_size=batch_size)  # (n_passages, H)
+    # exact search stands in for ANN
+    return DenseIndex.build(p_emb, list(corpus), kind="flat")
 
 
-def ann_negatives(encoder, examples: list[Example], corpus: Corpus, n: int = 20, depth: int = 200,
-                  cost: CostMeter | None = None, batch_size: int = 256, cache: bool = False,
-                  seed: int = 0, index: DenseIndex | None = None) -> dict[str, list[str]]:
-    """Hard negatives from ``encoder``'s own ranking: ``n`` of each query's top ``depth``.
+def ann_negatives(encoder, examples: list[Example], corpus: Corpus, n: int = 20,
+                  depth: int = 200, cost: CostMeter | None = None,
+                  batch_size: int = 256, cache: bool = False, seed: int = 0,
+                  index: DenseIndex | None = None) -> dict[str, list[str]]:
+    """Hard negatives from ``encoder``'s own ranking:
+    ``n`` of each query's top ``depth``.
 
     The training queries search :func:`ann_index` (built here unless
     ``index`` is given), then :func:`~minidr.training.negatives.top_k_negatives`
@@ -65,7 +68,8 @@ def ann_negatives(encoder, examples: list[Example], corpus: Corpus, n: int = 20,
         corpus: pid -> text.
         n: negatives per query.
         depth: how deep in the ranking they are drawn (ANCE: top 200).
-        cost: charged ``queries_encoded``, and ``passages_encoded`` by :func:`ann_index`.
+        cost: charged ``queries_encoded``, and ``passages_encoded`` by
+            :func:`ann_index`.
         batch_size, cache: see :func:`ann_index`.
         seed: seeds the sampling of the ``n`` negatives.
         index: an :func:`ann_index` of ``corpus`` by this ``encoder``, if already built.
@@ -81,7 +85,7 @@ def ann_negatives(encoder, examples: list[Example], corpus: Corpus, n: int = 20,
     """
     if index is None:
         index = ann_index(encoder, corpus, cost, batch_size, cache)
-    queries = {ex.qid: ex.query for ex in examples}                     # distinct queries
+    queries = {ex.qid: ex.query for ex in examples}  # distinct queries
     with torch.inference_mode():
         q_emb = encoder.encode_queries(list(queries.values()), batch_size=batch_size,
                                        progress=False)                  # (n_queries, H)

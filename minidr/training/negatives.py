@@ -14,7 +14,8 @@ The kinds of negatives, and where they live:
 
 * **in-batch** negatives are not sampled at all: they are the other queries'
   passages in the same batch, used through the loss
-  (:func:`minidr.training.losses.info_nce` with :func:`minidr.training.losses.in_batch_targets`);
+  (:func:`minidr.training.losses.info_nce` with
+  :func:`minidr.training.losses.in_batch_targets`);
 * **random** negatives: :func:`random_negatives`;
 * **BM25** negatives (DPR): :func:`bm25_negatives`;
 * **hard** negatives from any run, e.g. a dense model's own top passages
@@ -35,7 +36,8 @@ import numpy as np
 
 from ..data.formats import Qrels, Run, rank
 
-__all__ = ["random_negatives", "top_k_negatives", "bm25_negatives", "dense_negative_rows", "positives_of"]
+__all__ = ["random_negatives", "top_k_negatives", "bm25_negatives",
+           "dense_negative_rows", "positives_of"]
 
 
 def positives_of(qrels: Qrels, qid: str) -> set[str]:
@@ -70,7 +72,8 @@ def random_negatives(qids: list[str], pids: list[str], qrels: Qrels, n: int,
 
     Example::
 
-        >>> negs = random_negatives(["q1", "q2"], ["a", "b", "c", "d"], {"q1": {"a": 1}}, n=2)
+        >>> negs = random_negatives(["q1", "q2"], ["a", "b", "c", "d"],
+        ...                         {"q1": {"a": 1}}, n=2)
         >>> [len(v) for v in negs.values()], "a" in negs["q1"]
         ([2, 2], False)
     """
@@ -125,7 +128,8 @@ def top_k_negatives(run: Run, qrels: Qrels, n: int, depth: int = 100, skip: int 
         candidates = [pid for pid in ranked[skip:] if pid not in positives]
         if sample and len(candidates) > n:
             keep = set(_rng(seed, qid).sample(candidates, n))
-            candidates = [pid for pid in candidates if pid in keep]   # back in rank order
+            # back in rank order
+            candidates = [pid for pid in candidates if pid in keep]
         out[qid] = candidates[:n]
     return out
 
@@ -148,15 +152,18 @@ def bm25_negatives(run: Run, qrels: Qrels, n: int, depth: int = 100, skip: int =
     Example::
 
         >>> run = {"q1": {"a": 3.0, "b": 2.0, "c": 1.0}}
-        >>> bm25_negatives(run, {"q1": {"a": 1}}, n=1, sample=False)   # DPR: the top one
+        >>> # DPR: the top one
+        >>> bm25_negatives(run, {"q1": {"a": 1}}, n=1, sample=False)
         {'q1': ['b']}
     """
-    return top_k_negatives(run, qrels, n, depth=depth, skip=skip, seed=seed, sample=sample)
+    return top_k_negatives(run, qrels, n, depth=depth, skip=skip, seed=seed,
+                           sample=sample)
 
 
 def dense_negative_rows(index, qids: list[str], q_emb: np.ndarray, qrels: Qrels,
                         n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dynamic hard negatives: each query's top-``n`` non-positive rows of a dense index.
+    """Dynamic hard negatives: each query's top-``n`` non-positive rows of a dense
+    index.
 
     This is the per-step retrieval of LTRe and ADORE: the *current* query
     embeddings search the fixed passage index, and the best-ranked passages
@@ -165,7 +172,8 @@ def dense_negative_rows(index, qids: list[str], q_emb: np.ndarray, qrels: Qrels,
     embeddings directly.
 
     Args:
-        index: a :class:`~minidr.retrieval.index.DenseIndex` (``index.ids[row]`` is a pid).
+        index: a :class:`~minidr.retrieval.index.DenseIndex`
+            (``index.ids[row]`` is a pid).
         qids: the batch's query ids, ``qids[i]`` for ``q_emb[i]``.
         q_emb: query embeddings.
         qrels: qid -> pid -> grade; positives (grade > 0) are skipped.
@@ -183,11 +191,12 @@ def dense_negative_rows(index, qids: list[str], q_emb: np.ndarray, qrels: Qrels,
     """
     positives = [positives_of(qrels, qid) for qid in qids]
     k = min(n + max((len(p) for p in positives), default=0), len(index))
-    _, found = index.search_rows(q_emb, k)                              # (B, k) rows, best first
-    rows = np.full((len(qids), n), -1, dtype=np.int64)                  # (B, n)
-    ranks = np.full((len(qids), n), -1, dtype=np.int64)                 # (B, n)
+    _, found = index.search_rows(q_emb, k)                 # (B, k) rows, best first
+    rows = np.full((len(qids), n), -1, dtype=np.int64)     # (B, n)
+    ranks = np.full((len(qids), n), -1, dtype=np.int64)    # (B, n)
     for i, pos in enumerate(positives):
-        kept = [(place, r) for place, r in enumerate(found[i], start=1)   # place: 1-based rank
+        # place: 1-based rank
+        kept = [(place, r) for place, r in enumerate(found[i], start=1)
                 if r >= 0 and index.ids[r] not in pos][:n]
         for j, (place, r) in enumerate(kept):
             rows[i, j], ranks[i, j] = r, place

@@ -59,7 +59,8 @@ class Recipe:
     lr: float = 1e-4
 
     def budget(self, profile) -> Budget:
-        """The :class:`Budget` of ``profile`` (a :class:`~minidr.core.config.Profile` or a name)."""
+        """The :class:`Budget` of ``profile``
+        (a :class:`~minidr.core.config.Profile` or a name)."""
         name = getattr(profile, "name", profile)
         if name in self.budgets:
             return self.budgets[name]

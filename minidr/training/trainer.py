@@ -84,7 +84,8 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.checkpoint_every is None:
-            self.checkpoint_every = max(self.steps // 5, 50) if self.checkpoint_dir else 0
+            self.checkpoint_every = (max(self.steps // 5, 50) if self.checkpoint_dir
+                                     else 0)
 
 
 class Callback(Protocol):
@@ -95,18 +96,21 @@ class Callback(Protocol):
     negatives there).
     """
 
-    def on_step_end(self, trainer: "Trainer", step: int, logs: dict[str, float]) -> None: ...
+    def on_step_end(self, trainer: "Trainer", step: int,
+                    logs: dict[str, float]) -> None: ...
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """``torch.save`` to a temporary file, then rename: never a half-written checkpoint."""
+    """``torch.save`` to a temporary file, then rename:
+    never a half-written checkpoint."""
     with atomic_file(path) as f:
         torch.save(state, f)
     return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+    """Load a checkpoint with ``weights_only=True``
+    (tensors and plain containers only)."""
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -114,13 +118,15 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name else decay).append(p)
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name
+             else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
 
 
 class Trainer:
-    """Fit ``model`` by minimising ``compute_loss`` over ``make_batch(0), make_batch(1), ...``.
+    """Fit ``model`` by minimising ``compute_loss`` over
+    ``make_batch(0), make_batch(1), ...``.
 
     Args:
         model: the module to train (moved to the device).
@@ -133,24 +139,29 @@ class Trainer:
     """
 
     def __init__(self, model: torch.nn.Module,
-                 compute_loss: Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict]],
+                 compute_loss: Callable[[torch.nn.Module, Any],
+                                        tuple[torch.Tensor, dict]],
                  make_batch: Callable[[int], Any], config: TrainConfig,
-                 callbacks: tuple[Callback, ...] | list[Callback] = (), cost: CostMeter | None = None):
+                 callbacks: tuple[Callback, ...] | list[Callback] = (),
+                 cost: CostMeter | None = None):
         from transformers import get_linear_schedule_with_warmup
 
         self.config = config
-        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(config.device
+                                   or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device)
         self.compute_loss, self.make_batch = compute_loss, make_batch
         self.callbacks = list(callbacks)
         self.cost = cost or CostMeter()
-        self.optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+        self.optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay),
+                                           lr=config.lr)
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(config.lr_warmup * config.steps), config.steps)
         self.amp = (self.device.type == "cuda") if config.amp is None else config.amp
-        self.amp_dtype = (torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-                          else torch.float16)
-        self.scaler = torch.amp.GradScaler(enabled=self.amp and self.amp_dtype == torch.float16)
+        self.amp_dtype = (torch.bfloat16 if self.device.type == "cuda"
+                          and torch.cuda.is_bf16_supported() else torch.float16)
+        self.scaler = torch.amp.GradScaler(
+            enabled=self.amp and self.amp_dtype == torch.float16)
         self.step = 0
         self.history: list[dict[str, float]] = []
 
@@ -171,11 +182,15 @@ class Trainer:
         return Path(d) / "checkpoint.pt" if d else None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "step": self.step, "history": self.history, "config": asdict(self.config),
+        return {"model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "step": self.step, "history": self.history,
+                "config": asdict(self.config),
                 "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "cuda_rng": (torch.cuda.get_rng_state_all()
+                             if torch.cuda.is_available() else []),
                 "seconds": self.cost.seconds, "counts": dict(self.cost.counts)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -184,7 +199,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.history = state["step"], state["history"]
-        torch.set_rng_state(state["torch_rng"].cpu())          # RNG states must be CPU byte tensors
+        # RNG states must be CPU byte tensors
+        torch.set_rng_state(state["torch_rng"].cpu())
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([r.cpu() for r in state["cuda_rng"]])
         self.cost.seconds = state.get("seconds", 0.0)
@@ -214,11 +230,13 @@ class Trainer:
         """
         cfg = self.config
         if self.checkpoint_path and self.checkpoint_path.exists():
-            self.load_state_dict(load_checkpoint(self.checkpoint_path))  # on CPU; load_state_dict moves
+            # on CPU; load_state_dict moves
+            self.load_state_dict(load_checkpoint(self.checkpoint_path))
         elif self.step == 0:
             set_seed(cfg.seed)
         stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
-        bar = progress_bar(total=cfg.steps, initial=self.step, desc="train", unit="step")
+        bar = progress_bar(total=cfg.steps, initial=self.step, desc="train",
+                           unit="step")
         with self.cost:
             if self.step == 0:
                 for callback in self.callbacks:
@@ -243,7 +261,8 @@ class Trainer:
 
     def _one_step(self) -> dict[str, float]:
         cfg = self.config
-        self.model.train()  # every step: a callback (e.g. an ANCE re-encode) may have switched to eval
+        # every step: a callback (e.g. an ANCE re-encode) may have switched to eval
+        self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         total, stats_sum = 0.0, {}
         for micro in range(cfg.grad_accum):
@@ -264,10 +283,13 @@ class Trainer:
         return {"step": self.step + 1, "loss": total, "lr": lr, **stats_sum}
 
 
-def fit(model: torch.nn.Module, loss: Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict]],
-        batches: Callable[[int], Any], config: TrainConfig, cost: CostMeter | None = None,
+def fit(model: torch.nn.Module,
+        loss: Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict]],
+        batches: Callable[[int], Any], config: TrainConfig,
+        cost: CostMeter | None = None,
         callbacks: tuple[Callback, ...] | list[Callback] = ()) -> Trainer:
-    """Train ``model`` on ``batches`` with ``loss``; every method's training goes through here.
+    """Train ``model`` on ``batches`` with ``loss``;
+    every method's training goes through here.
 
     Each batch that reports its cost (``batch.counts()``, e.g.
     :class:`~minidr.training.batches.GroupedBatch`) is charged to ``cost``;
@@ -292,6 +314,7 @@ def fit(model: torch.nn.Module, loss: Callable[[torch.nn.Module, Any], tuple[tor
             cost.add(**batch.counts())
         return loss(m, batch)
 
-    trainer = Trainer(model, charged_loss, batches, config, callbacks=callbacks, cost=cost)
+    trainer = Trainer(model, charged_loss, batches, config, callbacks=callbacks,
+                      cost=cost)
     trainer.fit()
     return trainer
