@@ -87,3 +87,31 @@ def test_train_ance_refreshes_on_schedule_and_pays_for_them(encoder, small):
     assert seen[0] is not seen[1] and seen[2] is not seen[3]
     losses = [h["loss"] for h in trainer.history]
     assert len(losses) == 5 and all(map(math.isfinite, losses))
+
+
+def test_train_ance_resumes_with_the_negatives_it_had(encoder, small, tmp_path):
+    """A crash after step 3, then a resume from the step-2 checkpoint, trains exactly as
+    an uninterrupted run: the checkpoint keeps the last refresh's negatives."""
+    import copy
+
+    examples, corpus = small
+    settings = dict(steps=6, refresh_every=2, batch_size=4, lr=1e-3, device="cpu",
+                    checkpoint_every=2)
+    straight, refreshes = train_ance(copy.deepcopy(encoder), examples, corpus,
+                                     checkpoint_dir=str(tmp_path / "a"), **settings)
+
+    class Crash:
+        def on_step_end(self, trainer, step, logs):
+            if step == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_ance(copy.deepcopy(encoder), examples, corpus, callbacks=[Crash()],
+                   checkpoint_dir=str(tmp_path / "b"), **settings)
+    resumed, resumed_refreshes = train_ance(copy.deepcopy(encoder), examples, corpus,
+                                            checkpoint_dir=str(tmp_path / "b"),
+                                            **settings)
+    assert [r["step"] for r in resumed_refreshes] == [r["step"] for r in refreshes]
+    assert [h["loss"] for h in resumed.history] == pytest.approx(
+        [h["loss"] for h in straight.history], rel=1e-5)
+    assert resumed.cost.counts["index_refreshes"] == 3

@@ -114,6 +114,16 @@ class ANNRefresh:
         if self.on_refresh is not None:
             self.on_refresh(step, index, time.perf_counter() - self.started)
 
+    def state_dict(self) -> dict:
+        """The current negatives and the refreshes so far (saved in checkpoints)."""
+        return {"hard_negatives": dict(self.batches.hard_negatives or {}),
+                "refreshes": list(self.refreshes)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume with the negatives of the last refresh before the checkpoint."""
+        self.batches.hard_negatives = dict(state["hard_negatives"])
+        self.refreshes[:] = state["refreshes"]
+
     def on_train_begin(self, trainer: Trainer) -> None:
         if 0 in self.schedule:           # the step-0 refresh: negatives for step 1
             self.refresh(trainer.model, 0)
@@ -129,6 +139,7 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int,
                n: int = RECIPE.n, depth: int = RECIPE.depth, seed: int = 0,
                cost: CostMeter | None = None, callbacks=(), device: str | None = None,
                on_refresh: Callable[[int, DenseIndex, float], None] | None = None,
+               checkpoint_dir: str | None = None, checkpoint_every: int | None = None,
                ) -> tuple[Trainer, list[dict]]:
     """Train ``encoder`` with ANCE negatives refreshed every ``refresh_every`` steps.
 
@@ -141,8 +152,7 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int,
     At every step of ``refresh_steps(steps, refresh_every)`` the negatives are
     re-mined from the model as it is then; ``cost`` is charged
     ``index_refreshes=1``, the passages and queries encoded, and the wall time
-    (refreshes are inside the metered time). Checkpoints and resuming are not
-    supported (a resumed run would need its last refresh's negatives).
+    (refreshes are inside the metered time).
 
     Args:
         encoder: a :class:`~minidr.models.bi_encoder.BiEncoder`, trained in place;
@@ -160,7 +170,12 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int,
         device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA if available).
         on_refresh: ``f(step, index, seconds)``, called right after each refresh
             with the fresh index and the seconds since training started (e.g.
-            to evaluate with that index; its time is metered too).
+            to evaluate with that index; its time is metered too; after a
+            resume its seconds count from the resume).
+        checkpoint_dir, checkpoint_every: resume point and interval (see
+            :class:`~minidr.training.trainer.TrainConfig`); a checkpoint keeps the
+            negatives of the last refresh, so a resumed run trains on exactly the
+            negatives an uninterrupted one would.
 
     Returns:
         ``(trainer, refreshes)``: the :class:`~minidr.training.trainer.Trainer`
@@ -177,7 +192,9 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int,
     refresher = ANNRefresh(batches, examples, corpus,
                            refresh_steps(steps, refresh_every), n, depth, seed, cost,
                            on_refresh)
-    config = TrainConfig(steps=steps, lr=lr, seed=seed, device=device)
+    config = TrainConfig(steps=steps, lr=lr, seed=seed, device=device,
+                         checkpoint_dir=checkpoint_dir,
+                         checkpoint_every=checkpoint_every)
     trainer = fit(encoder, lambda m, b: in_batch_loss(m, b, temperature), batches,
                   config, cost, [refresher, *callbacks])
     return trainer, refresher.refreshes

@@ -93,7 +93,8 @@ class Callback(Protocol):
 
     A callback may also define ``on_train_begin(trainer)``, called once when
     ``fit`` starts from step 0, inside the metered time (ANCE mines its first
-    negatives there).
+    negatives there), and ``state_dict()`` / ``load_state_dict(state)`` (plain
+    containers) to be saved in checkpoints and restored on resume.
     """
 
     def on_step_end(self, trainer: "Trainer", step: int,
@@ -191,7 +192,10 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": (torch.cuda.get_rng_state_all()
                              if torch.cuda.is_available() else []),
-                "seconds": self.cost.seconds, "counts": dict(self.cost.counts)}
+                "seconds": self.cost.seconds, "counts": dict(self.cost.counts),
+                # callbacks with state (ANCE's current negatives) resume with it
+                "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None
+                              for cb in self.callbacks]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -206,6 +210,9 @@ class Trainer:
         self.cost.seconds = state.get("seconds", 0.0)
         self.cost.counts.clear()
         self.cost.counts.update(state.get("counts", {}))
+        for callback, saved in zip(self.callbacks, state.get("callbacks", [])):
+            if saved is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(saved)
 
     def save(self) -> None:
         if self.checkpoint_path:
