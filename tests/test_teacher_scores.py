@@ -119,3 +119,12 @@ def test_committed_scores_cover_every_training_query(full):
     view = dict(zip(view.qid, view.pid))
     same = sum(view.get(q) == p for q, p in zip(labels.qid, labels.pid))
     assert same >= 0.99 * len(labels)                 # float16 decides at the threshold
+
+
+def test_the_corpus_encode_is_kept_for_the_chapters(built, tiny):
+    from minidr.core.cost import CostMeter
+    from minidr.retrieval.dense import encode_corpus
+
+    meter = CostMeter()
+    encode_corpus(built[1], tiny.corpus, cost=meter)       # from the cache
+    assert "passages_encoded" not in meter.counts

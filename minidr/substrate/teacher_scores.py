@@ -28,6 +28,7 @@ from ..data.formats import corpus_fingerprint
 from ..data.teacher_scores import SCORES_FILE, TeacherScores, write_teacher_scores
 from ..models.teacher import TEACHER, load_teacher
 from ..retrieval.dense import encode_corpus
+from ..retrieval.embedding_cache import cached_embeddings, corpus_cache_key
 
 __all__ = ["training_queries", "score_queries", "build_teacher_scores"]
 
@@ -91,6 +92,8 @@ def build_teacher_scores(data, out_dir: str | Path, k: int = 50, teacher=None) -
         teacher = teacher or load_teacher()
         # (N, H): timed
         emb = encode_corpus(teacher, data.corpus, cache=False, cost=cost)
+        # kept, so that chapters searching with the teacher do not encode it again
+        cached_embeddings(corpus_cache_key(teacher, data.corpus), lambda: emb)
         scores = score_queries(teacher, list(data.corpus), emb, training_queries(data),
                                k, cost)
     summary = cost.summary()
