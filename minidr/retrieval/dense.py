@@ -17,7 +17,8 @@ from ..data.formats import Corpus, Queries, Run
 from .embedding_cache import cached_embeddings, corpus_cache_key
 from .index import DenseIndex
 
-__all__ = ["encode_corpus", "dense_runs", "search_splits", "search_queries"]
+__all__ = ["encode_corpus", "corpus_index", "dense_runs", "search_splits",
+           "search_queries"]
 
 
 def encode_corpus(encoder, corpus: Corpus, cache: bool = True,
@@ -56,9 +57,28 @@ def dense_runs(encoder, data, splits=("dl19", "dev"), k: int = 1000, kind: str =
     Returns:
         ``{split: Run}``.
     """
-    emb = encode_corpus(encoder, data.corpus, cache=cache, cost=cost)  # (n, dim)
-    index = DenseIndex.build(emb, list(data.corpus), kind=kind)
+    index = corpus_index(encoder, data.corpus, kind, cost, cache)
     return search_splits(encoder, index, data, splits, k, cost)
+
+
+def corpus_index(encoder, corpus: Corpus, kind: str = "flat",
+                 cost: CostMeter | None = None, cache: bool = True) -> DenseIndex:
+    """``corpus`` encoded by ``encoder`` (through the embedding cache) and indexed.
+
+    Shapes:
+        the index holds ``(len(corpus), dim)`` passage embeddings.
+    """
+    emb = encode_corpus(encoder, corpus, cache=cache, cost=cost)            # (n, dim)
+    return DenseIndex.build(emb, list(corpus), kind=kind)
+
+
+def _search(encoder, index: DenseIndex, queries: Queries, k: int,
+            cost: CostMeter | None) -> Run:
+    """Encode ``queries`` with the query tower and search ``index``."""
+    q_emb = encoder.encode_queries(list(queries.values()), progress=False)  # (q, dim)
+    if cost is not None:
+        cost.add(queries_encoded=len(queries))
+    return index.search_run(list(queries), q_emb, k)
 
 
 def search_splits(encoder, index: DenseIndex, data, splits=("dl19", "dev"),
@@ -75,15 +95,8 @@ def search_splits(encoder, index: DenseIndex, data, splits=("dl19", "dev"),
         index: a :class:`~minidr.retrieval.index.DenseIndex` over ``data.corpus``.
         data, splits, k, cost: as in :func:`dense_runs`.
     """
-    runs = {}
-    for split in splits:
-        queries = data.splits[split].queries
-        # (n_queries, dim)
-        q_emb = encoder.encode_queries(list(queries.values()), progress=False)
-        if cost is not None:
-            cost.add(queries_encoded=len(queries))
-        runs[split] = index.search_run(list(queries), q_emb, k)
-    return runs
+    return {split: _search(encoder, index, data.splits[split].queries, k, cost)
+            for split in splits}
 
 
 def search_queries(encoder, corpus: Corpus, queries: Queries, k: int = 1000,
@@ -110,9 +123,5 @@ def search_queries(encoder, corpus: Corpus, queries: Queries, k: int = 1000,
     Shapes:
         corpus embeddings ``(n_passages, dim)``, query embeddings ``(n_queries, dim)``.
     """
-    emb = encode_corpus(encoder, corpus, cache=cache, cost=cost)            # (n, dim)
-    index = DenseIndex.build(emb, list(corpus), kind=kind)
-    q_emb = encoder.encode_queries(list(queries.values()), progress=False)  # (q, dim)
-    if cost is not None:
-        cost.add(queries_encoded=len(queries))
-    return index.search_run(list(queries), q_emb, k)
+    index = corpus_index(encoder, corpus, kind, cost, cache)
+    return _search(encoder, index, queries, k, cost)
