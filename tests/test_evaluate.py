@@ -260,3 +260,18 @@ def test_compare_missing_baseline_raises_key_error():
     base = _run_with_rel_at({q: 2 for q in split.queries})
     with pytest.raises(KeyError, match="bm25"):
         compare({"dense": base}, split, "bm25")
+
+
+def test_detectable_difference_shrinks_with_more_queries():
+    import numpy as np
+
+    from minidr.evaluation.metrics import detectable_difference
+
+    rng = np.random.default_rng(0)
+    dl19_like, dev_like = rng.normal(0, 0.2, 43), rng.normal(0, 0.2, 583)
+    assert detectable_difference(dl19_like) > 3 * detectable_difference(dev_like)
+    assert np.isnan(detectable_difference([0.1]))
+    # (1.96 + 0.84) * sd / sqrt(n), by hand
+    d = np.array([0.0, 0.2, 0.4, 0.2])
+    assert detectable_difference(d) == pytest.approx(2.8016 * d.std(ddof=1) / 2,
+                                                     rel=1e-3)

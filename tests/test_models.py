@@ -237,3 +237,48 @@ def test_cross_encoder_scores_and_round_trip(tiny_bert, tmp_path):
     # bit-identical weights
     assert all(torch.equal(state[k], state_back[k]) for k in state)
     assert max_diff(back.score(pairs, batch_size=2, progress=False), scores) < 1e-6
+
+
+# --- input lengths agree with pretraining ---------------------------------------------
+
+def _pretrained_at(folder, tmp_path, max_len):
+    """A copy of ``folder`` whose recipe.json says it was pretrained at ``max_len``."""
+    import shutil
+
+    copy = tmp_path / "short"
+    shutil.copytree(folder, copy)
+    (copy / "recipe.json").write_text(json.dumps({"max_len": max_len}))
+    return copy
+
+
+def test_lengths_are_capped_at_the_pretrained_length(tiny_bert, tmp_path):
+    short = _pretrained_at(tiny_bert, tmp_path, 16)
+    model = BiEncoder.from_pretrained(short)
+    assert (model.max_query_len, model.max_passage_len) == (16, 16)
+    assert model.tokenize_passages([TEXTS[1] * 5])["input_ids"].shape[1] == 16
+    assert CrossEncoder.from_pretrained(short).max_len == 16
+    # no recipe.json (a hub model, a saved bi-encoder): the defaults stand
+    assert BiEncoder.from_pretrained(tiny_bert).max_passage_len == 128
+
+
+def test_asking_for_untrained_positions_is_an_error(tiny_bert, tmp_path):
+    short = _pretrained_at(tiny_bert, tmp_path, 16)
+    with pytest.raises(ValueError, match="pretrained at.*untrained"):
+        BiEncoder.from_pretrained(short, max_passage_len=32)
+    with pytest.raises(ValueError, match="max_len=32 exceeds"):
+        CrossEncoder.from_pretrained(short, max_len=32)
+    assert BiEncoder.from_pretrained(short, max_passage_len=8).max_passage_len == 8
+
+
+@pytest.mark.parametrize("profile", ["ci", "cpu"])
+def test_shipped_backbones_never_read_untrained_positions(profile):
+    """Every profile's backbone, as the chapters load it, stays within the
+    positions its pretraining trained (the 64-token bug of the first backbones)."""
+    from minidr import get_profile
+    from minidr.models.loading import pretrained_length, resolve_model_path
+
+    path = resolve_model_path(get_profile(profile).backbone)
+    limit = pretrained_length(path) or 512
+    bi = BiEncoder.from_pretrained(path)
+    assert max(bi.max_query_len, bi.max_passage_len) <= limit
+    assert CrossEncoder.from_pretrained(path).max_len <= limit

@@ -65,6 +65,10 @@ class TeacherScores:
     def k(self) -> int:
         return self.pids.shape[1]
 
+    def row_of(self) -> dict[str, int]:
+        """qid (as text) -> its row in ``pids`` and ``scores``."""
+        return {str(q): i for i, q in enumerate(self.qids)}
+
     def run(self, corpus=None, queries=None, k: int | None = None) -> Run:
         """The scores as a run: ``qid -> {pid: score}``.
 

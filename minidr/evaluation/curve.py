@@ -62,6 +62,21 @@ class QualityCurve:
                             **self.fn(*args)})
         self._excluded += time.perf_counter() - began
 
+    def state_dict(self) -> dict:
+        """The points so far and the seconds spent measuring
+        (kept in a trainer checkpoint, so a resumed run keeps its curve)."""
+        return {"points": list(self.points), "excluded": self._excluded}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the curve of a checkpoint."""
+        self.points = list(state["points"])
+        self.measuring_seconds_before = float(state.get("excluded", 0.0))
+
+    @property
+    def measuring_seconds(self) -> float:
+        """Seconds spent measuring, over every run of this curve."""
+        return getattr(self, "measuring_seconds_before", 0.0) + self._excluded
+
     def on_step_end(self, trainer, step: int, logs: dict) -> None:
         """Trainer callback: measure every ``every`` steps."""
         if self.every and step % self.every == 0:

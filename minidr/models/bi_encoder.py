@@ -36,8 +36,8 @@ import torch.nn.functional as F
 
 from ..core.atomic import atomic_dir
 from .encoder import POOLINGS, Encoder, pool
-from .loading import (load_backbone, quiet_transformers, read_settings,
-                      resolve_model_path)
+from .loading import (fit_lengths, load_backbone, quiet_transformers,
+                      read_settings, resolve_model_path)
 
 __all__ = ["BiEncoder", "SIMILARITIES", "BI_CONFIG"]
 
@@ -93,7 +93,10 @@ class BiEncoder(Encoder):
         Arguments left at ``None`` take the saved value (for a folder written by
         :meth:`save`), else the defaults: shared towers, ``cls`` pooling, ``dot``
         similarity, 32 / 128 tokens. ``shared=False`` on a backbone starts both
-        towers from the same weights (DPR's initialisation).
+        towers from the same weights (DPR's initialisation). A backbone of ours
+        pretrained at fewer tokens caps the default lengths at its pretrained
+        length, and refuses explicit longer ones
+        (:func:`~minidr.models.loading.fit_lengths`).
         """
         path = resolve_model_path(name_or_path)
         saved = read_settings(Path(path) / BI_CONFIG)
@@ -103,6 +106,10 @@ class BiEncoder(Encoder):
                "max_query_len": 32, "max_passage_len": 128,
                **{k: v for k, v in saved.items() if k in given},
                **{k: v for k, v in given.items() if v is not None}}
+        if not saved:  # a plain backbone: never read past its pretrained positions
+            lens = ("max_query_len", "max_passage_len")
+            cfg.update(fit_lengths(path, {k: cfg[k] for k in lens},
+                                   {k: given[k] for k in lens}))
         if saved and not saved["shared"]:
             if cfg["shared"]:
                 raise ValueError(f"{name_or_path} has separate query and passage "

