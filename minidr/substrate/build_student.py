@@ -179,7 +179,8 @@ queries. So this student stands on MS MARCO supervision beyond our 49k queries.
 | command | `python -m minidr student` (resumable) |
 | recipe | in-batch listwise KL to the teacher's cosine scores; per query its \
 positive + one hard negative from the teacher's ranks \
-{r['hard_ranks'][0]}-{r['hard_ranks'][1] - 1}; temperatures {r['temperature']} (student) and {r['teacher_temperature']} (teacher) |
+{r['hard_ranks'][0]}-{r['hard_ranks'][1] - 1}; temperatures {r['temperature']} \
+(student) and {r['teacher_temperature']} (teacher) |
 | steps x batch | {b['steps']:,} x {b['batch_size']} queries ({passages:,} passages \
 encoded), AdamW lr {r['lr']}, 10% warm-up, linear decay |
 | training time | {card['train_seconds']:.0f} s ({card['hardware']}, torch \
