@@ -8,7 +8,7 @@ import pytest
 
 import minidr.data.minimarco
 from minidr.data.minimarco import DataNotFoundError, IRDS, RUN_NAMES, load_minimarco
-from minidr.data.formats import DataFormatError, rank, read_qrels
+from minidr.data.formats import DataFormatError, corpus_fingerprint, rank, read_qrels
 
 
 # --- the full MiniMARCO ---------------------------------------------------------------
@@ -353,7 +353,10 @@ def test_env_var_wins_over_ir_datasets(monkeypatch, data_dir):
     monkeypatch.setenv("MINIDR_DATA", str(data_dir))
     monkeypatch.setattr(minidr.data.minimarco, "_ir_datasets_load", no_download)
     mm = load_minimarco(None, "ci")
-    assert mm.source == str(data_dir)
+    # a name and a fingerprint, not this machine's path
+    assert mm.source == (f"local:{data_dir.name}, "
+                         f"corpus {corpus_fingerprint(mm.corpus)}")
+    assert "/" not in mm.source
     assert len(mm.corpus) == 3_000
 
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.atomic import atomic_write_text
-from .formats import (Corpus, Qrels, Queries, Run, read_id_text_tsv, read_qrels,
-                      read_trec_run)
+from .formats import (Corpus, Qrels, Queries, Run, corpus_fingerprint,
+                      read_id_text_tsv, read_qrels, read_trec_run)
 from .subset import (CI_BM25_DEPTH, CI_PASSAGES, CI_QUERIES, CI_UNLABELED, SPLITS,
                      SubsetIds, ids_dir, read_ids)
 
@@ -248,10 +248,11 @@ def load_minimarco(data_dir: str | os.PathLike | None = None,
     if data_dir:
         root = Path(data_dir).expanduser().resolve()
         corpus, texts, qrels, runs, where = _load_local(root, ids)
-        source = str(root)
+        # a name and the corpus's fingerprint, never a machine path (records travel)
+        source = f"local:{root.name}, corpus {corpus_fingerprint(corpus)}"
     else:
         corpus, texts, qrels, runs, where = _load_ir_datasets(ids)
-        source = "ir_datasets:msmarco-passage"
+        source = f"ir_datasets:msmarco-passage, corpus {corpus_fingerprint(corpus)}"
     _require(texts.keys(), ids.unlabeled, "texts", "unlabeled",
              where[("queries", "unlabeled")])
     splits = {}

@@ -28,6 +28,7 @@ __all__ = ["split_caption", "column_format", "show", "cost_line"]
 
 SPLIT_NAMES = {"dl19": "DL19", "dev": "dev", "train": "train"}
 _METRIC_MARKS = ("ndcg", "mrr", "r@", "recall", "judged", "delta", "ci_low", "ci_high",
+                 "detectable",
                  "map", "precision", "coverage", "accuracy", "cos")
 _SECONDS_MARKS = ("seconds", "wall", " s", "_s", "ms")
 
