@@ -66,3 +66,13 @@ def test_fresh_meter_summary():
     s = CostMeter().summary()
     assert s["wall_seconds"] == 0.0
     assert set(s) <= {"wall_seconds", "peak_rss_mb", "peak_gpu_mb"}
+
+
+def test_elapsed_includes_the_open_block():
+    import time
+
+    meter = CostMeter()
+    with meter:
+        time.sleep(0.02)
+        assert meter.seconds == 0 and meter.elapsed >= 0.02
+    assert meter.elapsed == meter.seconds >= 0.02

@@ -8,6 +8,7 @@ its index, as the Trainer requires. Everything runs on the CPU in a few seconds.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import torch
@@ -220,3 +221,19 @@ def test_resume_on_cuda(tmp_path):
     Trainer(make_model(0), mse, make_batch, cfg).fit(max_steps=2)
     history = Trainer(make_model(0), mse, make_batch, cfg).fit()
     assert len(history) == 4
+
+
+def test_a_mid_training_checkpoint_keeps_the_time_spent(tmp_path):
+    """A checkpoint written inside the timed loop (not only at the end) carries the
+    seconds so far, so a run resumed after a crash still charges them."""
+    class Slow:
+        def on_step_end(self, trainer, step, logs):
+            time.sleep(0.01)
+
+    cfg = config(steps=10, checkpoint_dir=str(tmp_path), checkpoint_every=5)
+    trainer = Trainer(make_model(0), mse, make_batch, cfg, callbacks=[Slow()])
+    trainer.save = lambda: (trainer.step == 5
+                            and save_checkpoint(trainer.checkpoint_path,
+                                                trainer.state_dict()))
+    trainer.fit()
+    assert load_checkpoint(trainer.checkpoint_path)["seconds"] >= 0.05

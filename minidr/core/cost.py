@@ -48,6 +48,13 @@ class CostMeter:
         self.seconds += time.perf_counter() - self._start
         self._start = None
 
+    @property
+    def elapsed(self) -> float:
+        """Seconds so far, including the ``with`` block still open (what a
+        checkpoint written mid-training must keep)."""
+        running = 0.0 if self._start is None else time.perf_counter() - self._start
+        return self.seconds + running
+
     def add(self, **counts: int) -> None:
         """Add to named counters, e.g. ``add(passages_encoded=64, steps=1)``."""
         self.counts.update(counts)

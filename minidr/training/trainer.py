@@ -192,7 +192,8 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": (torch.cuda.get_rng_state_all()
                              if torch.cuda.is_available() else []),
-                "seconds": self.cost.seconds, "counts": dict(self.cost.counts),
+                # elapsed: a checkpoint written inside the timed loop keeps its time
+                "seconds": self.cost.elapsed, "counts": dict(self.cost.counts),
                 # callbacks with state (ANCE's current negatives) resume with it
                 "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None
                               for cb in self.callbacks]}
