@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import numpy
+import pandas as pd
 import pytest
 
 from minidr.core.config import get_profile
@@ -20,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 METRICS = {"dl19": {"nDCG@10": 0.506, "MRR@10": 0.702, "R@100": 0.491},
            "dev": {"nDCG@10": 0.40, "MRR@10": 0.35, "R@100": 0.80}}
 COLUMNS = ["chapter", "method", "profile", "dl19 nDCG@10", "dev MRR@10", "dev R@100",
-           "wall s", "teacher labels", "commit"]
+           "wall s", "teacher s", "teacher labels", "commit"]
 
 
 def test_record_result_writes_one_complete_json(tmp_path):
@@ -96,6 +97,7 @@ def test_leaderboard_columns_and_values(tmp_path):
     record_result("01_bm25", "BM25", METRICS, "ci", cost={"wall_seconds": 3.0},
                   directory=tmp_path)
     record_result("05_distill", "student", {"dl19": {"nDCG@10": 0.6}}, "cpu",
+                  cost={"wall_seconds": 9.0, "teacher_scores_seconds": 2172.0},
                   teacher_labels=True, directory=tmp_path)
     table = leaderboard(tmp_path)
     assert list(table.columns) == COLUMNS
@@ -108,6 +110,7 @@ def test_leaderboard_columns_and_values(tmp_path):
     assert student["dl19 nDCG@10"] == 0.6
     assert student["dev MRR@10"] is None or math.isnan(student["dev MRR@10"])
     assert bool(student["teacher labels"]) is True
+    assert student["teacher s"] == 2172.0 and pd.isna(bm25["teacher s"])
 
 
 def test_leaderboard_profile_filter_and_custom_columns(tmp_path):

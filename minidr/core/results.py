@@ -129,6 +129,8 @@ def leaderboard(directory: str | os.PathLike | None = None, profile: str | None 
         for split, measure in columns:
             row[f"{split} {measure}"] = r["metrics"].get(split, {}).get(measure)
         row["wall s"] = r["cost"].get("wall_seconds")
+        # what the teacher's scores cost, paid once by every method that used them
+        row["teacher s"] = r["cost"].get("teacher_scores_seconds")
         row["teacher labels"] = r.get("teacher_labels", False)
         row["commit"] = r.get("git_commit")
         rows.append(row)
