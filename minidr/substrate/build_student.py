@@ -186,8 +186,9 @@ encoded), AdamW lr {r['lr']}, 10% warm-up, linear decay |
 | training time | {card['train_seconds']:.0f} s ({card['hardware']}, torch \
 {card['torch']}; the quality curve's own time excluded) |
 | teacher cost | scores of every training query {ts:.0f} s \
-({card['teacher_scores_hardware']}); query embeddings \
-{card['teacher_embedding_seconds']:.0f} s |
+({card['teacher_scores_hardware']}); the teacher's query embeddings \
+{card['teacher_embedding_seconds']:.0f} s in this call (the embedding cache keeps \
+them after their first computation) |
 | final loss | {card['final_loss_last50']} (mean KL of the last 50 steps) |
 
 ## Against BM25 (the saved weights; paired bootstrap, 95%)
