@@ -36,7 +36,7 @@ from ..data.formats import Corpus, corpus_fingerprint
 from ..data.teacher_scores import TeacherScores
 from ..retrieval.dense import encode_corpus
 from ..retrieval.embedding_cache import cached_embeddings, embedding_key
-from ..training.batches import EpochOrder, Example
+from ..training.batches import EncodedCost, EpochOrder, Example
 from ..training.losses import distill_kl, embedding_stats
 from ..training.recipe import COSINE_TEMPERATURE, Budget, Recipe
 from ..training.trainer import TrainConfig, Trainer, fit
@@ -135,7 +135,7 @@ def teacher_embeddings(teacher, texts: dict[str, str], passages: bool,
 
 
 @dataclass
-class DistillBatch:
+class DistillBatch(EncodedCost):
     """B queries, each with its positive and one hard negative, and the teacher's
     scores of every query against every passage of the batch.
 
@@ -150,11 +150,6 @@ class DistillBatch:
     teacher: torch.Tensor
     qids: list[str] = field(default_factory=list)
     pids: list[str] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        """What this batch costs: queries and passages encoded."""
-        return {"queries_encoded": int(self.queries["input_ids"].shape[0]),
-                "passages_encoded": int(self.passages["input_ids"].shape[0])}
 
 
 class DistillBatches:

@@ -30,8 +30,8 @@ import pandas as pd
 from ..data.formats import Corpus, Qrels
 
 __all__ = ["Example", "training_examples", "examples_qrels", "EpochOrder",
-           "GroupedBatch", "GroupedBatches", "QueryBatch", "QueryBatches", "PairBatch",
-           "PairBatches"]
+           "EncodedCost", "GroupedBatch", "GroupedBatches", "QueryBatch",
+           "QueryBatches", "PairBatch", "PairBatches"]
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,19 @@ class EpochOrder:
         return chosen
 
 
+class EncodedCost:
+    """The cost of a batch of token tensors ``queries`` and ``passages``: what a
+    bi-encoder encodes for it (mixed into :class:`GroupedBatch` and the student's
+    distillation batch)."""
+
+    def counts(self) -> dict[str, int]:
+        """What this batch costs: queries and passages encoded."""
+        return {"queries_encoded": int(self.queries["input_ids"].shape[0]),
+                "passages_encoded": int(self.passages["input_ids"].shape[0])}
+
+
 @dataclass
-class GroupedBatch:
+class GroupedBatch(EncodedCost):
     """B queries, each with a group of G passages (its positive first).
 
     Attributes:
@@ -132,10 +143,6 @@ class GroupedBatch:
     qids: list[str] = field(default_factory=list)
     pids: list[str] = field(default_factory=list)
 
-    def counts(self) -> dict[str, int]:
-        """What this batch costs: queries and passages encoded."""
-        return {"queries_encoded": int(self.queries["input_ids"].shape[0]),
-                "passages_encoded": int(self.passages["input_ids"].shape[0])}
 
 
 class GroupedBatches:
