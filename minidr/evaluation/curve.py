@@ -40,6 +40,7 @@ class QualityCurve:
         self.points: list[dict] = []
         self._start: float | None = None
         self._excluded = 0.0
+        self._measured_before = 0.0  # measuring time of the runs before a resume
 
     def start(self) -> "QualityCurve":
         """Start (or restart) the clock."""
@@ -65,17 +66,17 @@ class QualityCurve:
     def state_dict(self) -> dict:
         """The points so far and the seconds spent measuring
         (kept in a trainer checkpoint, so a resumed run keeps its curve)."""
-        return {"points": list(self.points), "excluded": self._excluded}
+        return {"points": list(self.points), "excluded": self.measuring_seconds}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue the curve of a checkpoint."""
         self.points = list(state["points"])
-        self.measuring_seconds_before = float(state.get("excluded", 0.0))
+        self._measured_before = float(state.get("excluded", 0.0))
 
     @property
     def measuring_seconds(self) -> float:
         """Seconds spent measuring, over every run of this curve."""
-        return getattr(self, "measuring_seconds_before", 0.0) + self._excluded
+        return self._measured_before + self._excluded
 
     def on_step_end(self, trainer, step: int, logs: dict) -> None:
         """Trainer callback: measure every ``every`` steps."""

@@ -10,6 +10,7 @@ BM25 with paired bootstrap intervals, and writes ``README.md`` (the card) and
 """
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.atomic import atomic_dir, atomic_write_text
+from ..core.atomic import atomic_write_text
 from ..core.cost import CostMeter
 from ..core.paths import cache_root
 from ..data.formats import corpus_fingerprint
@@ -38,17 +39,9 @@ _MEASURES = (("dl19", "nDCG@10"), ("dev", "MRR@10"))
 
 
 def _save_fp16(student: BiEncoder, out: Path) -> None:
-    """``student.save(out)`` with the weights stored in float16 (half the size)."""
-    from safetensors.torch import load_file, save_file
-
-    with atomic_dir(out) as tmp:
-        student.save(tmp / "model")
-        weights = tmp / "model" / "model.safetensors"
-        half = {k: v.half().contiguous() for k, v in load_file(weights).items()}
-        save_file(half, weights, metadata={"format": "pt"})
-        for f in (tmp / "model").iterdir():
-            f.rename(tmp / f.name)
-        (tmp / "model").rmdir()
+    """``student.save(out)`` with the weights stored in float16 (half the size;
+    :func:`~minidr.models.loading.load_backbone` reads them back in float32)."""
+    copy.deepcopy(student).half().save(out)
 
 
 def _compare_rows(runs: dict, data) -> dict:
@@ -117,8 +110,8 @@ def build_student(data, profile, out_dir: str | Path = STUDENT,
     started = time.time()
     runs = {"student": dense_runs(saved, data, cache=False)}
     search_seconds = time.time() - started
-    runs["BM25"] = {s: BM25(data.corpus, threads=profile.threads).search(
-        data.splits[s].queries) for s, _ in _MEASURES}
+    bm25 = BM25(data.corpus, threads=profile.threads)
+    runs["BM25"] = {s: bm25.search(data.splits[s].queries) for s, _ in _MEASURES}
     metrics = {s: evaluate(runs["student"][s], data.splits[s]) for s, _ in _MEASURES}
     hardware = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                 + (f"CUDA {torch.cuda.get_device_name()}" if device == "cuda"
