@@ -27,7 +27,7 @@ from ..data.formats import Qrels, Run, read_trec_run, write_trec_run
 from ..data.minimarco import Split
 
 __all__ = ["MEASURE_NAMES", "measures_for", "per_query", "evaluate", "evaluate_splits",
-           "compare", "detectable_difference", "read_trec_run", "write_trec_run"]
+           "compare", "SPLIT_MEASURES", "compare_splits", "detectable_difference", "read_trec_run", "write_trec_run"]
 
 MEASURE_NAMES = ("nDCG@10", "MRR@10", "R@100", "R@1000")
 
@@ -181,3 +181,35 @@ def compare(runs: dict[str, Run], target: Split | Qrels, baseline: str,
                           else "no (noise)")
         rows.append(pd.Series(row, name=name))
     return pd.DataFrame(rows).rename_axis("run")
+
+
+SPLIT_MEASURES = {"dl19": "nDCG@10", "dev": "MRR@10"}
+
+
+def compare_splits(runs: dict[str, dict[str, Run]], data, baseline: str,
+                   measures: dict[str, str] = SPLIT_MEASURES,
+                   columns=("nDCG@10", "MRR@10", "R@100")) -> dict[str, pd.DataFrame]:
+    """:func:`compare` on each split, each on its headline measure: a technique
+    against its control, with paired intervals on DL19 *and* dev.
+
+    Args:
+        runs: name -> ``{split: run}`` (e.g. :func:`minidr.retrieval.dense.dense_runs`);
+            must contain ``baseline``.
+        data: a :class:`~minidr.data.minimarco.MiniMarco` (its ``splits``).
+        baseline: the control's name.
+        measures: split -> the measure the differences are taken on
+            (DL19: nDCG@10, 43 deeply judged queries; dev: MRR@10, 583 queries
+            with about one judged passage each).
+        columns: the measures shown before the comparison columns.
+
+    Returns:
+        split -> the :func:`compare` table, with ``columns`` then ``delta``,
+        ``ci_low``, ``ci_high``, ``detectable``, ``differs``.
+    """
+    out = {}
+    for split, measure in measures.items():
+        table = compare({name: r[split] for name, r in runs.items()},
+                        data.splits[split], baseline=baseline, measure=measure)
+        out[split] = table[[*columns, "delta", "ci_low", "ci_high", "detectable",
+                            "differs"]]
+    return out

@@ -54,8 +54,8 @@ class ANCERecipe(Recipe):
     """
 
     budgets: dict[str, Budget] = field(default_factory=lambda: {
-        "ci": Budget(10, 8, refresh_every=5), "cpu": Budget(150, 32, refresh_every=75),
-        "gpu": Budget(2000, 64, refresh_every=500)})
+        "ci": Budget(10, 8, refresh_every=5), "cpu": Budget(800, 32, refresh_every=100),
+        "gpu": Budget(4000, 64, refresh_every=500)})
     lr: float = 1e-4
     temperature: float = COSINE_TEMPERATURE
     n_hard: int = 1
@@ -92,11 +92,12 @@ class ANNRefresh:
     """
 
     def __init__(self, batches: GroupedBatches, examples, corpus, schedule, n, depth,
-                 seed, cost: CostMeter, on_refresh=None):
+                 seed, cost: CostMeter, on_refresh=None, on_negatives=None):
         self.batches, self.examples, self.corpus = batches, examples, corpus
         self.schedule = set(schedule)
         self.n, self.depth, self.seed = n, depth, seed
         self.cost, self.on_refresh = cost, on_refresh
+        self.on_negatives = on_negatives
         self.started, self.refreshes = None, []  # the clock starts at the first refresh
 
     def refresh(self, encoder, step: int) -> None:
@@ -111,6 +112,8 @@ class ANNRefresh:
         self.refreshes.append({"step": step, "seconds": time.perf_counter() - start,
                                "passages_encoded":
                                    self.cost.counts["passages_encoded"] - encoded})
+        if self.on_negatives is not None:
+            self.on_negatives(step, self.batches.hard_negatives)
         if self.on_refresh is not None:
             self.on_refresh(step, index, time.perf_counter() - self.started)
 
@@ -139,6 +142,7 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int,
                n: int = RECIPE.n, depth: int = RECIPE.depth, seed: int = 0,
                cost: CostMeter | None = None, callbacks=(), device: str | None = None,
                on_refresh: Callable[[int, DenseIndex, float], None] | None = None,
+               on_negatives: Callable[[int, dict[str, list[str]]], None] | None = None,
                checkpoint_dir: str | None = None, checkpoint_every: int | None = None,
                ) -> tuple[Trainer, list[dict]]:
     """Train ``encoder`` with ANCE negatives refreshed every ``refresh_every`` steps.
@@ -172,6 +176,9 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int,
             with the fresh index and the seconds since training started (e.g.
             to evaluate with that index; its time is metered too; after a
             resume its seconds count from the resume).
+        on_negatives: ``f(step, negatives)``, called with each refresh's
+            ``qid -> [pid, ...]`` (e.g. to audit them with
+            :func:`~minidr.training.negatives.likely_false_negatives`).
         checkpoint_dir, checkpoint_every: resume point and interval (see
             :class:`~minidr.training.trainer.TrainConfig`); a checkpoint keeps the
             negatives of the last refresh, so a resumed run trains on exactly the
@@ -191,7 +198,7 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int,
                              seed=seed)
     refresher = ANNRefresh(batches, examples, corpus,
                            refresh_steps(steps, refresh_every), n, depth, seed, cost,
-                           on_refresh)
+                           on_refresh, on_negatives)
     config = TrainConfig(steps=steps, lr=lr, seed=seed, device=device,
                          checkpoint_dir=checkpoint_dir,
                          checkpoint_every=checkpoint_every)

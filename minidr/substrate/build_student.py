@@ -26,13 +26,14 @@ from ..data.teacher_scores import load_teacher_scores
 from ..evaluation.curve import QualityCurve
 from ..evaluation.metrics import compare, evaluate
 from ..models.bi_encoder import BiEncoder
+from ..models.loading import resolve_model_path
 from ..models.teacher import TEACHER, load_teacher
 from ..retrieval.bm25 import BM25
 from ..retrieval.dense import dense_runs
 from .student import (RECIPE, DistillBatches, StudentRecipe, student_examples,
                       student_key, teacher_embeddings, train_student)
 
-__all__ = ["STUDENT", "build_student"]
+__all__ = ["STUDENT", "build_student", "load_student", "student_cost"]
 
 STUDENT = "data/models/student-L2-H128"
 _MEASURES = (("dl19", "nDCG@10"), ("dev", "MRR@10"))
@@ -135,6 +136,42 @@ def build_student(data, profile, out_dir: str | Path = STUDENT,
     atomic_write_text(out_dir / "student.json", json.dumps(card, indent=2) + "\n")
     atomic_write_text(out_dir / "README.md", student_card(card))
     return out_dir
+
+
+def student_cost(folder: str | Path = STUDENT) -> dict:
+    """What the committed student cost to make, from its ``student.json``.
+
+    Returns:
+        ``{"wall_seconds", "steps", "queries_encoded", "passages_encoded",
+        "teacher_scores_seconds"}``: its distillation (the quality curve's own time
+        excluded) and, separately, the teacher's scores it learned from.
+    """
+    path = Path(resolve_model_path(str(folder))) / "student.json"
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(
+            f"{path} is missing or unreadable ({err}); it is committed with the "
+            "student: restore it with git, or re-create it with "
+            "`python -m minidr student`") from err
+    return {"wall_seconds": card["train_seconds"], **card["train_counts"],
+            "teacher_scores_seconds": card["teacher_scores_seconds"] or 0.0}
+
+
+def load_student(folder: str | Path = STUDENT,
+                 device: str | None = None) -> tuple[BiEncoder, dict]:
+    """The shared warm-up student, where chapters 05-07 start, and its cost.
+
+    Args:
+        folder: the student's folder (default :data:`STUDENT`, committed).
+        device: where to put it (default: CUDA if available).
+
+    Returns:
+        ``(encoder, cost)``: a :class:`~minidr.models.bi_encoder.BiEncoder` in
+        float32 and :func:`student_cost`.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return BiEncoder.from_pretrained(folder).to(device), student_cost(folder)
 
 
 def student_card(card: dict) -> str:

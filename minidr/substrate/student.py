@@ -42,7 +42,8 @@ from ..training.recipe import COSINE_TEMPERATURE, Budget, Recipe
 from ..training.trainer import TrainConfig, Trainer, fit
 
 __all__ = ["StudentRecipe", "RECIPE", "student_key", "DistillBatch", "DistillBatches",
-           "student_examples", "teacher_embeddings", "distill_loss", "train_student"]
+           "student_examples", "training_sample", "teacher_embeddings",
+           "distill_loss", "train_student"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,25 @@ def student_examples(data, scores: TeacherScores) -> list[Example]:
             if top in data.corpus:
                 examples.append(Example(qid, text, top, teacher=True))
     return examples
+
+
+def training_sample(data, scores: TeacherScores, n: int,
+                    seed: int = 0) -> list[Example]:
+    """A fixed, seeded sample of ``n`` of :func:`student_examples` (all of them
+    when there are fewer): the training queries of one chapter's run.
+
+    Chapters 05-07 train one epoch over ``steps * batch_size`` queries, so that
+    each query is seen once and a method that mines negatives for its training
+    queries (ANCE) mines exactly for the queries it trains on.
+
+    Example::
+
+        examples = training_sample(load_minimarco(), load_teacher_scores(), 512)
+    """
+    examples = student_examples(data, scores)
+    if n >= len(examples):
+        return examples
+    return random.Random(seed).sample(examples, n)
 
 
 def teacher_embeddings(teacher, texts: dict[str, str], passages: bool,

@@ -37,7 +37,7 @@ import numpy as np
 from ..data.formats import Qrels, Run, rank
 
 __all__ = ["random_negatives", "top_k_negatives", "bm25_negatives",
-           "dense_negative_rows", "positives_of"]
+           "dense_negative_rows", "positives_of", "likely_false_negatives"]
 
 
 def positives_of(qrels: Qrels, qid: str) -> set[str]:
@@ -201,3 +201,45 @@ def dense_negative_rows(index, qids: list[str], q_emb: np.ndarray, qrels: Qrels,
         for j, (place, r) in enumerate(kept):
             rows[i, j], ranks[i, j] = r, place
     return rows, ranks
+
+
+def likely_false_negatives(negatives: dict[str, list[str]], scores,
+                           top: int = 3) -> float:
+    """The share of sampled negatives that the teacher ranks in its own top ``top``
+    for their query: passages that are probably relevant, trained as negatives.
+
+    MS MARCO judges about one passage per query, so the unjudged passages a
+    strong retriever ranks highest are often relevant too: RocketQA (Qu et al.,
+    2021, introduction) found by hand that about 70% of the unlabeled
+    top-retrieved passages they examined were relevant. The
+    teacher stands in for the missing judgments here. The ranks that the
+    warm-up student never used as negatives (its ``hard_ranks`` start at 3)
+    are the default ``top``.
+
+    Args:
+        negatives: qid -> sampled negative pids (any sampler's output).
+        scores: a :class:`~minidr.data.teacher_scores.TeacherScores`; queries it
+            did not score are skipped.
+        top: how many of the teacher's best passages count as likely relevant.
+
+    Returns:
+        flagged / all sampled negatives of the scored queries (``nan`` if none).
+
+    Example::
+
+        >>> import numpy as np
+        >>> from minidr.data.teacher_scores import TeacherScores
+        >>> s = TeacherScores(np.array([1]), np.array([[7, 8, 9]]),
+        ...                   np.array([[0.9, 0.8, 0.1]], dtype=np.float16))
+        >>> likely_false_negatives({"1": ["8", "9", "5", "6"]}, s, top=2)
+        0.25
+    """
+    rows = scores.row_of()
+    flagged = total = 0
+    for qid, pids in negatives.items():
+        if qid not in rows:
+            continue
+        best = {str(p) for p in scores.pids[rows[qid], :top]}
+        flagged += sum(p in best for p in pids)
+        total += len(pids)
+    return flagged / total if total else float("nan")
