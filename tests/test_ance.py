@@ -60,16 +60,19 @@ def test_train_ance_refreshes_on_schedule_and_pays_for_them(encoder, small):
         def on_step_end(self, trainer, step, logs):
             seen.append(trainer.make_batch.hard_negatives)
 
-    fresh = []  # what on_refresh was given
+    fresh, audited = [], []  # what on_refresh and on_negatives were given
 
     def on_refresh(step, index, seconds):
         fresh.append((step, len(index), seconds))
+
+    def on_negatives(step, negatives):
+        audited.append((step, negatives))
 
     cost = CostMeter()
     trainer, refreshes = train_ance(encoder, examples, corpus, steps=5, refresh_every=2,
                                     batch_size=4, lr=1e-3, cost=cost,
                                     callbacks=[Watch()], device="cpu",
-                                    on_refresh=on_refresh)
+                                    on_refresh=on_refresh, on_negatives=on_negatives)
     assert [r["step"] for r in refreshes] == refresh_steps(5, 2) == [0, 2, 4]
     assert [r["passages_encoded"] for r in refreshes] == [len(corpus)] * 3
     assert cost.counts["index_refreshes"] == 3
@@ -85,6 +88,9 @@ def test_train_ance_refreshes_on_schedule_and_pays_for_them(encoder, small):
     # step 4's after steps 4-5
     assert len(seen) == 5 and seen[1] is seen[2] and seen[3] is seen[4]
     assert seen[0] is not seen[1] and seen[2] is not seen[3]
+    # on_negatives saw each refresh's negatives, the very ones training used
+    assert [step for step, _ in audited] == [0, 2, 4]
+    assert audited[0][1] is seen[0] and audited[1][1] is seen[2]
     losses = [h["loss"] for h in trainer.history]
     assert len(losses) == 5 and all(map(math.isfinite, losses))
 

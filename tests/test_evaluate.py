@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from minidr.data.minimarco import Split
-from minidr.evaluation.metrics import (MEASURE_NAMES, compare, evaluate,
+from minidr.evaluation.metrics import (MEASURE_NAMES, SPLIT_MEASURES, compare,
+                                       compare_splits, evaluate, mean_interval,
                                        evaluate_splits, measures_for, per_query)
 
 # The README of the data directory: (nDCG@10, RR@10 at rel>=2, R@100 at rel>=2) on DL19.
@@ -275,3 +277,34 @@ def test_detectable_difference_shrinks_with_more_queries():
     d = np.array([0.0, 0.2, 0.4, 0.2])
     assert detectable_difference(d) == pytest.approx(2.8016 * d.std(ddof=1) / 2,
                                                      rel=1e-3)
+
+
+def test_compare_splits_compares_each_split_on_its_measure():
+    dl19, dev = _ranked_split(12), _ranked_split(15)
+    data = SimpleNamespace(splits={"dl19": dl19, "dev": dev})
+    runs = {name: {s: _run_with_rel_at({q: r for q in split.queries})
+                   for s, split in (("dl19", dl19), ("dev", dev))}
+            for name, r in (("control", 2), ("method", 1))}
+    tables = compare_splits(runs, data, baseline="control")
+    assert list(tables) == list(SPLIT_MEASURES) == ["dl19", "dev"]
+    for split, table in tables.items():
+        assert list(table.index) == ["control", "method"]
+        assert list(table.columns) == ["nDCG@10", "MRR@10", "R@100", "delta",
+                                       "ci_low", "ci_high", "detectable", "differs"]
+        assert table.loc["control", "differs"] == "baseline"
+    # dev's delta is on MRR@10 (1 - 1/2); DL19's on nDCG@10 (1 - 1/log2(3))
+    assert tables["dev"].loc["method", "delta"] == pytest.approx(0.5)
+    assert tables["dl19"].loc["method", "delta"] == pytest.approx(1 - 1 / math.log2(3))
+    with pytest.raises(KeyError, match="baseline"):
+        compare_splits(runs, data, baseline="missing")
+
+
+def test_mean_interval_brackets_the_mean_and_is_seeded():
+    split = _ranked_split(20)
+    run = _run_with_rel_at({q: 1 + i % 4 for i, q in enumerate(split.queries)})
+    mean, low, high = mean_interval(run, split, "MRR@10")
+    assert mean == pytest.approx(evaluate(run, split)["MRR@10"])
+    assert low < mean < high
+    assert mean_interval(run, split, "MRR@10") == (mean, low, high)
+    flat = _run_with_rel_at({q: 2 for q in split.queries})
+    assert mean_interval(flat, split, "MRR@10") == (0.5, 0.5, 0.5)

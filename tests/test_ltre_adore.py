@@ -45,6 +45,10 @@ class LookupQueries(torch.nn.Module):
     def encode_query(self, idx):
         return F.normalize(self.emb[idx.to(self.emb.device)], dim=-1)   # (B, H)
 
+    def encode_queries(self, texts, batch_size=256, progress=False):
+        with torch.no_grad():
+            return self.encode_query(**self.tokenize_queries(texts)).numpy()
+
 
 def toy_setup(n_pass=50, n_q=6, d=8, positives=2, seed=0):
     """A flat index of unit vectors;
@@ -291,3 +295,40 @@ def test_reconstruct_all_ivfpq_is_what_the_index_scores():
                                atol=1e-4)
     # no lasting side effect: same size, same answer again
     assert index.memory_bytes == size and np.array_equal(index.reconstruct_all(), out)
+
+
+def test_static_control_keeps_the_step_zero_negatives():
+    docs, queries, ids, examples = toy_setup()
+    index, qrels = DenseIndex.build(docs, ids), examples_qrels(examples)
+    encoder = LookupQueries(queries)
+    static = minidr.training.fixed_index.static_negative_rows(encoder, examples, index,
+                                                              n=7)
+    want_rows, want_ranks = brute_force(queries, docs, ids, qrels, 7)
+    for q in range(len(queries)):                   # retrieved once, exactly
+        assert np.array_equal(static[str(q)][0], want_rows[q])
+        assert np.array_equal(static[str(q)][1], want_ranks[q])
+    with torch.no_grad():                           # the query encoder moves ...
+        encoder.emb.mul_(-1)
+    batch = QueryBatches(encoder, examples, ids, batch_size=4, retrieves=False)(0)
+    live, _ = fixed_index_loss(encoder, batch, index, docs, qrels, n=7, sigma=20.0)
+    kept, _ = fixed_index_loss(encoder, batch, index, docs, qrels, n=7, sigma=20.0,
+                               static=static)
+    q = encoder.encode_query(**batch.queries).detach().numpy()           # (B, H)
+    rows = np.stack([static[qid][0] for qid in batch.qids])              # (B, n)
+    s_pos = (q * docs[batch.pos_rows]).sum(-1)                           # (B,)
+    s_neg = np.einsum("bh,bnh->bn", q, docs[rows])                       # (B, n)
+    by_hand, _ = ranknet(torch.tensor(s_pos), torch.tensor(s_neg), sigma=20.0)
+    assert kept.item() == pytest.approx(by_hand.item(), rel=1e-5)   # ... negatives not
+    assert kept.item() != pytest.approx(live.item(), rel=1e-3)
+    assert batch.counts() == {"queries_encoded": 4, "retrievals": 0}
+
+
+def test_train_ltre_static_retrieves_once_per_query():
+    docs, queries, ids, examples = toy_setup()
+    cost = CostMeter()
+    train_ltre(LookupQueries(queries), examples, DenseIndex.build(docs, ids), docs,
+               steps=4, batch_size=4, lr=0.05, n=7, static=True, cost=cost,
+               device="cpu")
+    n_queries = len({e.qid for e in examples})
+    assert cost.counts["retrievals"] == n_queries       # before training, never again
+    assert cost.counts["queries_encoded"] == n_queries + 4 * 4

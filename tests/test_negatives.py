@@ -2,6 +2,7 @@
 the right count and depth."""
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -132,3 +133,17 @@ def test_bad_depth_and_skip():
         top_k_negatives({"q": {"a": 1.0}}, {}, n=1, depth=5, skip=5)
     with pytest.raises(ValueError):
         bm25_negatives({"q": {"a": 1.0}}, {}, n=1, depth=5, skip=-1)
+
+
+def test_likely_false_negatives_counts_the_teachers_top_passages():
+    import numpy as np
+
+    from minidr.data.teacher_scores import TeacherScores
+    from minidr.training.negatives import likely_false_negatives
+    scores = TeacherScores(np.array([1, 2]), np.array([[7, 8, 9], [3, 4, 5]]),
+                           np.array([[0.9, 0.8, 0.1], [0.7, 0.6, 0.5]],
+                                    dtype=np.float16))
+    negatives = {"1": ["8", "9"], "2": ["5", "6"], "unscored": ["7", "8"]}
+    assert likely_false_negatives(negatives, scores, top=2) == pytest.approx(1 / 4)
+    assert likely_false_negatives(negatives, scores, top=3) == pytest.approx(3 / 4)
+    assert math.isnan(likely_false_negatives({"unscored": ["7"]}, scores))

@@ -12,8 +12,13 @@ import torch
 
 from minidr.data.teacher_scores import TeacherScores
 from minidr.models.bi_encoder import BiEncoder
+from minidr.core.paths import REPO_ROOT
+from minidr.substrate.build_student import STUDENT, load_student, student_cost
 from minidr.substrate.student import (RECIPE, DistillBatches, distill_loss,
-                                      student_examples, student_key, train_student)
+                                      student_examples, student_key, train_student,
+                                      training_sample)
+
+STUDENT_DIR = REPO_ROOT / STUDENT
 
 CORPUS = {str(p): f"passage number {p} about topic {p % 3}" for p in range(10, 22)}
 
@@ -137,3 +142,25 @@ def test_the_committed_students_card_is_written_from_its_record():
         assert c["ci"][0] <= c["delta"] <= c["ci"][1]
     model = BiEncoder.from_pretrained(folder)
     assert model.similarity == "cos" and model.max_passage_len == 128
+
+
+def test_training_sample_is_a_fixed_subset_of_the_examples():
+    every = student_examples(toy_data(), toy_scores())
+    two = training_sample(toy_data(), toy_scores(), 2, seed=3)
+    assert len(two) == 2 and set(two) <= set(every)
+    assert two == training_sample(toy_data(), toy_scores(), 2, seed=3)  # seeded
+    assert training_sample(toy_data(), toy_scores(), 99) == every       # n >= all
+
+
+def test_load_student_gives_the_committed_model_and_its_cost():
+    card = json.loads((STUDENT_DIR / "student.json").read_text())
+    encoder, cost = load_student(device="cpu")
+    assert isinstance(encoder, BiEncoder) and not encoder.training
+    assert next(encoder.parameters()).dtype == torch.float32
+    assert cost == {"wall_seconds": card["train_seconds"], **card["train_counts"],
+                    "teacher_scores_seconds": card["teacher_scores_seconds"]}
+
+
+def test_student_cost_without_its_record_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m minidr student"):
+        student_cost(tmp_path)

@@ -42,7 +42,9 @@ class Profile:
         device: ``"cpu"`` or ``"cuda"``.
         needs_gpu: refuse to start without CUDA.
         backbone: encoder for the dense chapters: a folder under ``data/models``
-            (built offline by ``python -m minidr pretrain``) or a hub name.
+            or a hub name. ``cpu`` and ``gpu`` use SPLADE-tiny (the start chapter
+            02's ladder chose by measurement); ``ci`` our own small MLM backbone
+            (``python -m minidr pretrain``); ``colab`` a hub BERT.
         threads: worker threads for BM25 search and indexing.
         bm25_grid_k1, bm25_grid_b: the BM25 parameter sweep of chapter 01.
         budget_minutes: what one chapter may take under this profile.
@@ -70,11 +72,11 @@ PROFILES: dict[str, Profile] = {
                 bm25_grid_k1=(0.6, 0.9, 1.2), bm25_grid_b=(0.4, 0.75),
                 budget_minutes=3),
         Profile("cpu", corpus="full", device="cpu", needs_gpu=False,
-                backbone="data/models/bert-L4-H256", threads=2,
+                backbone="data/models/splade-tiny", threads=2,
                 bm25_grid_k1=_FULL_GRID_K1, bm25_grid_b=_FULL_GRID_B,
                 budget_minutes=30),
         Profile("gpu", corpus="full", device="cuda", needs_gpu=True,
-                backbone="data/models/bert-L4-H256", threads=8,
+                backbone="data/models/splade-tiny", threads=8,
                 bm25_grid_k1=_FULL_GRID_K1, bm25_grid_b=_FULL_GRID_B,
                 budget_minutes=10),
         Profile("colab", corpus="full", device="cuda", needs_gpu=True,

@@ -27,7 +27,8 @@ from ..data.formats import Qrels, Run, read_trec_run, write_trec_run
 from ..data.minimarco import Split
 
 __all__ = ["MEASURE_NAMES", "measures_for", "per_query", "evaluate", "evaluate_splits",
-           "compare", "SPLIT_MEASURES", "compare_splits", "detectable_difference", "read_trec_run", "write_trec_run"]
+           "compare", "SPLIT_MEASURES", "compare_splits", "mean_interval",
+           "detectable_difference", "read_trec_run", "write_trec_run"]
 
 MEASURE_NAMES = ("nDCG@10", "MRR@10", "R@100", "R@1000")
 
@@ -100,6 +101,29 @@ def evaluate_splits(runs: dict[str, Run], splits: dict[str, Split],
     """``{split: metrics}`` for a run per split name
     (the shape a result record stores)."""
     return {s: evaluate(run, splits[s], names) for s, run in runs.items()}
+
+
+def mean_interval(run: Run, target: Split | Qrels, measure: str,
+                  n_resamples: int = 10_000,
+                  seed: int = 0) -> tuple[float, float, float]:
+    """A run's mean ``measure`` and its 95% percentile bootstrap interval over
+    queries: the band around one point of a quality curve.
+
+    A band says how much the point would move with other queries of the same
+    kind. Two points' bands overlapping does not mean that the runs do not
+    differ (a paired test, :func:`compare`, is stronger); it says how far to
+    trust the curve's shape.
+
+    Returns:
+        ``(mean, low, high)``.
+    """
+    values = per_query(run, target, (measure,))[measure].to_numpy()   # (n_queries,)
+    if np.allclose(values, values[0]):                 # no spread: nothing to resample
+        return float(values[0]), float(values[0]), float(values[0])
+    ci = stats.bootstrap((values,), np.mean, n_resamples=n_resamples,
+                         confidence_level=0.95, method="percentile",
+                         rng=np.random.default_rng(seed)).confidence_interval
+    return float(values.mean()), float(ci.low), float(ci.high)
 
 
 def detectable_difference(diffs, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -52,7 +52,7 @@ RECIPE = LTReRecipe()
 
 def train_ltre(encoder, examples: list[Example], index, doc_emb: np.ndarray, steps: int,
                batch_size: int = 32, lr: float = RECIPE.lr, n: int = RECIPE.n,
-               sigma: float = RECIPE.sigma, seed: int = 0,
+               sigma: float = RECIPE.sigma, seed: int = 0, static: bool = False,
                checkpoint_dir: str | None = None, cost: CostMeter | None = None,
                callbacks=(), device: str | None = None) -> Trainer:
     """LTRe: the fixed-index query training with the plain (unweighted) RankNet loss.
@@ -60,7 +60,7 @@ def train_ltre(encoder, examples: list[Example], index, doc_emb: np.ndarray, ste
     Args:
         encoder: a :class:`~minidr.models.bi_encoder.BiEncoder`, its query side
             trained in place.
-        examples, index, doc_emb, steps, batch_size, lr, n, sigma, seed,
+        examples, index, doc_emb, steps, batch_size, lr, n, sigma, seed, static,
         checkpoint_dir, cost, callbacks, device: see
             :func:`~minidr.training.fixed_index.train_query_encoder`.
 
@@ -71,6 +71,6 @@ def train_ltre(encoder, examples: list[Example], index, doc_emb: np.ndarray, ste
         Zhan et al. (2020), Learning To Retrieve, arXiv 2010.10469.
     """
     return train_query_encoder(encoder, examples, index, doc_emb, steps, batch_size, lr,
-                               n, sigma, weighting=None, seed=seed,
+                               n, sigma, weighting=None, seed=seed, static=static,
                                checkpoint_dir=checkpoint_dir, cost=cost,
                                callbacks=callbacks, device=device)

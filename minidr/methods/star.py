@@ -79,7 +79,7 @@ class STARRecipe(Recipe):
     """
 
     budgets: dict[str, Budget] = field(default_factory=lambda: {
-        "ci": Budget(10, 8), "cpu": Budget(150, 32), "gpu": Budget(2000, 64)})
+        "ci": Budget(10, 8), "cpu": Budget(800, 32), "gpu": Budget(4000, 64)})
     lr: float = 1e-4
     alpha: float = 1.0
     sigma: float = COSINE_SIGMA
@@ -92,12 +92,13 @@ RECIPE = STARRecipe()
 
 def static_negatives(encoder, examples: list[Example], corpus: Corpus,
                      n: int = RECIPE.n, depth: int = RECIPE.depth,
-                     cost: CostMeter | None = None) -> dict[str, list[str]]:
+                     cost: CostMeter | None = None,
+                     cache: bool = True) -> dict[str, list[str]]:
     """STAR's static hard negatives: mined once, from the warm-up model's own ranking.
 
     The same mining as ANCE's refresh (:func:`minidr.training.mining.ann_negatives`),
-    done once and with the embedding cache on: the negatives never change,
-    so neither do the passage embeddings they come from.
+    done once and (by default) with the embedding cache on: the negatives never
+    change, so neither do the passage embeddings they come from.
 
     Args:
         encoder: the warm start :class:`~minidr.models.bi_encoder.BiEncoder`
@@ -105,12 +106,14 @@ def static_negatives(encoder, examples: list[Example], corpus: Corpus,
         examples, corpus, n, depth, cost: as in
             :func:`minidr.training.mining.ann_negatives` (DRhard keeps the warm-up
             model's top 200 non-positive passages).
+        cache: reuse the start's cached passage embeddings; ``False`` encodes
+            the corpus again, so that ``cost`` holds the real price of mining.
 
     Returns:
         qid -> up to ``n`` pids, never a positive of the query.
     """
     return ann_negatives(encoder, examples, corpus, n=n, depth=depth, cost=cost,
-                         cache=True)
+                         cache=cache)
 
 
 def star_loss(encoder, batch: GroupedBatch, alpha: float = RECIPE.alpha,

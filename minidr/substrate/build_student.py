@@ -168,10 +168,12 @@ def load_student(folder: str | Path = STUDENT,
 
     Returns:
         ``(encoder, cost)``: a :class:`~minidr.models.bi_encoder.BiEncoder` in
-        float32 and :func:`student_cost`.
+        float32, in eval mode (trainers switch to train mode), and
+        :func:`student_cost`.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return BiEncoder.from_pretrained(folder).to(device), student_cost(folder)
+    return (BiEncoder.from_pretrained(folder).to(device).eval(),
+            student_cost(folder))
 
 
 def student_card(card: dict) -> str:

@@ -238,10 +238,13 @@ class QueryBatch:
     queries: Any
     qids: list[str]
     pos_rows: np.ndarray
+    retrieves: bool = True
 
     def counts(self) -> dict[str, int]:
-        """What this batch costs: queries encoded, one full-index retrieval each."""
-        return {"queries_encoded": len(self.qids), "retrievals": len(self.qids)}
+        """What this batch costs: queries encoded, and one full-index retrieval each
+        unless its negatives were retrieved before training (``retrieves=False``)."""
+        return {"queries_encoded": len(self.qids),
+                "retrievals": len(self.qids) if self.retrieves else 0}
 
 
 class QueryBatches:
@@ -256,23 +259,26 @@ class QueryBatches:
         ids: the index's passage ids (``index.ids``); every positive must be one.
         batch_size: queries per batch (B).
         seed: the sampling seed.
+        retrieves: whether a step searches the index (``False`` for negatives
+            retrieved once before training; see :class:`QueryBatch`).
     """
 
     def __init__(self, encoder, examples: list[Example], ids: list[str],
-                 batch_size: int = 32, seed: int = 0):
+                 batch_size: int = 32, seed: int = 0, retrieves: bool = True):
         row_of = {pid: row for row, pid in enumerate(ids)}
         missing = sorted({ex.positive for ex in examples} - set(row_of))
         if missing:
             raise ValueError(f"{len(missing)} positives are not in the index, "
                              f"e.g. {missing[:3]}")
-        self.encoder, self.row_of = encoder, row_of
+        self.encoder, self.row_of, self.retrieves = encoder, row_of, retrieves
         self.order = EpochOrder(examples, batch_size, seed)
 
     def __call__(self, i: int) -> QueryBatch:
         batch = self.order.select(i)
         return QueryBatch(self.encoder.tokenize_queries([ex.query for ex in batch]),
                           [ex.qid for ex in batch],
-                          np.array([self.row_of[ex.positive] for ex in batch]))
+                          np.array([self.row_of[ex.positive] for ex in batch]),
+                          self.retrieves)
 
 
 @dataclass

@@ -36,11 +36,14 @@ from .losses import embedding_stats, ranknet, reciprocal_rank
 from .negatives import dense_negative_rows
 from .trainer import TrainConfig, Trainer, fit
 
-__all__ = ["FixedIndexRecipe", "Weighting", "fixed_index_loss", "train_query_encoder"]
+__all__ = ["FixedIndexRecipe", "Weighting", "StaticRows", "static_negative_rows",
+           "fixed_index_loss", "train_query_encoder"]
 
 # weighting(pos_rank (B,), neg_rank (B, n)) -> pair weights (B, n);
 # see minidr.methods.adore
 Weighting = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# qid -> (rows (n,), ranks (n,)): negatives retrieved once, before training
+StaticRows = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class FixedIndexRecipe(Recipe):
     """
 
     budgets: dict[str, Budget] = field(default_factory=lambda: {
-        "ci": Budget(20, 8, eval_every=10), "cpu": Budget(400, 32, eval_every=50),
+        "ci": Budget(20, 8, eval_every=10), "cpu": Budget(800, 32, eval_every=100),
         "gpu": Budget(2000, 64, eval_every=200)})
     lr: float = 2e-5
     n: int = 200
@@ -63,8 +66,40 @@ class FixedIndexRecipe(Recipe):
     paper_lr: float = 5e-6
 
 
+def static_negative_rows(encoder, examples: list[Example], index, n: int,
+                         batch_size: int = 256) -> StaticRows:
+    """Each training query's top-``n`` non-positive rows, retrieved **once** with
+    the query encoder as it is now: the control of chapter 06, which trains
+    exactly like LTRe except that its negatives never follow the query encoder.
+
+    Args:
+        encoder: the query encoder at the start (``encode_queries``).
+        examples: the training pairs; their positives are never negatives.
+        index: the fixed :class:`~minidr.retrieval.index.DenseIndex`.
+        n: negatives per query (as LTRe's per-step retrieval).
+        batch_size: queries per encoding batch.
+
+    Shapes:
+        query embeddings ``(n_queries, H)``; each value ``((n,), (n,))``: index
+        rows and their 1-based ranks (``-1`` where the index ran out).
+
+    Reference:
+        Zhan et al. (2020), Learning To Retrieve, arXiv 2010.10469: LTRe's
+        argument is that negatives retrieved by the *current* model match what
+        it will retrieve at test time; this is the same training without that.
+    """
+    queries = {ex.qid: ex.query for ex in examples}           # distinct queries
+    with torch.inference_mode():
+        q = encoder.encode_queries(list(queries.values()), batch_size=batch_size,
+                                   progress=False)             # (n_queries, H)
+    rows, ranks = dense_negative_rows(index, list(queries), q,
+                                      examples_qrels(examples), n)  # (n_queries, n)
+    return {qid: (rows[i], ranks[i]) for i, qid in enumerate(queries)}
+
+
 def fixed_index_loss(encoder, batch: QueryBatch, index, doc_emb: np.ndarray, qrels,
-                     n: int, sigma: float, weighting: Weighting | None = None):
+                     n: int, sigma: float, weighting: Weighting | None = None,
+                     static: StaticRows | None = None):
     """One LTRe/ADORE step: encode, retrieve from the full index, pairwise loss.
 
     1. ``q = E_Q(queries)``, with gradients;
@@ -93,6 +128,8 @@ def fixed_index_loss(encoder, batch: QueryBatch, index, doc_emb: np.ndarray, qre
         n: passages retrieved per query.
         sigma: RankNet's sigma.
         weighting: ``None`` (LTRe) or pair weights, e.g. ADORE's ``delta_rr``.
+        static: negatives retrieved once (:func:`static_negative_rows`) to use
+            instead of this step's retrieval (the control); ``None`` retrieves.
 
     Shapes:
         queries (B, Lq) -> q (B, H); rows, ranks (B, n); pos (B, H); neg (B, n, H);
@@ -105,9 +142,13 @@ def fixed_index_loss(encoder, batch: QueryBatch, index, doc_emb: np.ndarray, qre
     """
     q = encoder.encode_query(**batch.queries)           # (B, H), with grad
     start = time.perf_counter()
-    rows, ranks = dense_negative_rows(index, batch.qids,
-                                      q.detach().float().cpu().numpy(),
-                                      qrels, n)         # (B, n) each, -1: empty
+    if static is None:                                  # LTRe: retrieve now
+        rows, ranks = dense_negative_rows(index, batch.qids,
+                                          q.detach().float().cpu().numpy(),
+                                          qrels, n)     # (B, n) each, -1: empty
+    else:                                               # the control: as at step 0
+        rows = np.stack([static[qid][0] for qid in batch.qids])   # (B, n)
+        ranks = np.stack([static[qid][1] for qid in batch.qids])  # (B, n)
     seconds = time.perf_counter() - start
     valid = torch.from_numpy(rows >= 0).to(q.device)    # (B, n)
     pos = torch.from_numpy(doc_emb[batch.pos_rows]).to(q.device)  # (B, H), a constant
@@ -132,7 +173,7 @@ def fixed_index_loss(encoder, batch: QueryBatch, index, doc_emb: np.ndarray, qre
 def train_query_encoder(encoder, examples: list[Example], index, doc_emb: np.ndarray,
                         steps: int, batch_size: int, lr: float, n: int, sigma: float,
                         weighting: Weighting | None = None, seed: int = 0,
-                        checkpoint_dir: str | None = None,
+                        static: bool = False, checkpoint_dir: str | None = None,
                         cost: CostMeter | None = None,
                         callbacks=(), device: str | None = None) -> Trainer:
     """Train the query encoder against a fixed index (the loop LTRe and ADORE share).
@@ -153,6 +194,8 @@ def train_query_encoder(encoder, examples: list[Example], index, doc_emb: np.nda
         steps, batch_size, lr: optimisation (AdamW, 10% warm-up, linear decay).
         n, sigma, weighting: see :func:`fixed_index_loss`.
         seed: batch order and initialisation seed.
+        static: retrieve every query's negatives once, before the first step,
+            and keep them (the equal-budget control of LTRe's per-step retrieval).
         checkpoint_dir: resume point.
         cost: charged the training time, steps, ``queries_encoded`` and
             ``retrievals`` (one full-index search per query per step).
@@ -165,12 +208,19 @@ def train_query_encoder(encoder, examples: list[Example], index, doc_emb: np.nda
     if doc_emb.shape != (len(index), index.index.d):
         raise ValueError("doc_emb must be (len(index), d) = "
                          f"{(len(index), index.index.d)}, got {doc_emb.shape}")
-    batches = QueryBatches(encoder, examples, index.ids, batch_size, seed)
+    batches = QueryBatches(encoder, examples, index.ids, batch_size, seed,
+                           retrieves=not static)
     qrels = examples_qrels(examples)
+    rows = None
+    if static:
+        cost = cost or CostMeter()
+        with cost:                                          # charged to the control
+            rows = static_negative_rows(encoder, examples, index, n)
+        cost.add(queries_encoded=len(rows), retrievals=len(rows))
 
     def loss(model, batch):
         return fixed_index_loss(model, batch, index, doc_emb, qrels, n, sigma,
-                                weighting)
+                                weighting, static=rows)
 
     config = TrainConfig(steps=steps, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
                          device=device)
