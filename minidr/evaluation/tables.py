@@ -57,11 +57,11 @@ def column_format(name: str, values: pd.Series):
 
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return fmt("{}")
+    if any(m in lower for m in _METRIC_MARKS):   # first: "nDCG@10, start" is a metric
+        return fmt("{:.3f}")
     if any(m in lower for m in _SECONDS_MARKS):
         small = pd.to_numeric(values, errors="coerce").abs().max() < 10
         return fmt("{:,.1f}" if small else "{:,.0f}")
-    if any(m in lower for m in _METRIC_MARKS):
-        return fmt("{:.3f}")
     if _integral(values):
         return fmt("{:,.0f}")
     return fmt("{:,.3f}")
