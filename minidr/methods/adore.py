@@ -24,7 +24,8 @@ specific to STAR::
 
 Settings and where they come from (``jingtaozhan/DRhard``, ``adore/train.py``
 and README): ``n = 200`` retrieved per query (``--neg_topk 200``); AdamW, lr
-``5e-6`` (our :data:`RECIPE` uses ``2e-5`` for budgets of hundreds of steps),
+``5e-6`` (our :data:`RECIPE` uses LTRe's ``5e-4``, for budgets of hundreds of
+steps; see :mod:`minidr.methods.ltre`),
 batch 32, 2,000 warm-up steps, 6 epochs; weights
 ``|1/rank_i - 1/rank_j|`` set to 0 beyond ``--metric_cut`` (its
 ``metric_weights``); weighted loss summed over pairs and divided by their
