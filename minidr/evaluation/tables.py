@@ -57,7 +57,7 @@ def column_format(name: str, values: pd.Series):
 
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return fmt("{}")
-    if any(m in lower for m in _METRIC_MARKS):   # first: "nDCG@10, start" is a metric
+    if any(m in lower for m in _METRIC_MARKS):  # first: "nDCG@10, start" is one
         return fmt("{:.3f}")
     if any(m in lower for m in _SECONDS_MARKS):
         small = pd.to_numeric(values, errors="coerce").abs().max() < 10

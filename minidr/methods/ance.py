@@ -160,8 +160,8 @@ def train_ance(encoder, examples: list[Example], corpus: Corpus, steps: int,
 
     Args:
         encoder: a :class:`~minidr.models.bi_encoder.BiEncoder`, trained in place;
-            ANCE starts from the warm start
-            (:func:`minidr.substrate.warm_start.warm_start`).
+            chapter 05 starts ANCE from the warm-up student
+            (:func:`minidr.substrate.build_student.load_student`).
         examples, corpus, batch_size, n_hard, seed: see
             :class:`~minidr.training.batches.GroupedBatches`.
         steps, lr: optimisation (see :class:`~minidr.training.trainer.TrainConfig`);

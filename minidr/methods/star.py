@@ -75,7 +75,7 @@ class STARRecipe(Recipe):
     Attributes:
         alpha: weight of the random-negative loss (the paper gives no value).
         sigma: RankNet's steepness on cosine scores.
-        n, depth: static negatives kept per query, from the warm start's top ``depth``.
+        n, depth: static negatives kept per query, from the start's top ``depth``.
     """
 
     budgets: dict[str, Budget] = field(default_factory=lambda: {
@@ -101,8 +101,9 @@ def static_negatives(encoder, examples: list[Example], corpus: Corpus,
     change, so neither do the passage embeddings they come from.
 
     Args:
-        encoder: the warm start :class:`~minidr.models.bi_encoder.BiEncoder`
-            (:func:`minidr.substrate.warm_start.warm_start`).
+        encoder: the start :class:`~minidr.models.bi_encoder.BiEncoder`
+            (chapter 07: the warm-up student,
+            :func:`minidr.substrate.build_student.load_student`).
         examples, corpus, n, depth, cost: as in
             :func:`minidr.training.mining.ann_negatives` (DRhard keeps the warm-up
             model's top 200 non-positive passages).
@@ -154,7 +155,7 @@ def train_star(encoder, examples: list[Example], corpus: Corpus,
 
     Args:
         encoder: a :class:`~minidr.models.bi_encoder.BiEncoder`, trained in place (STAR
-            starts from the warm start that mined ``negatives``).
+            starts from the model that mined ``negatives``).
         examples, corpus, batch_size, seed: see
             :class:`~minidr.training.batches.GroupedBatches`.
         negatives: qid -> static hard negatives, from :func:`static_negatives`.

@@ -2,9 +2,10 @@
 
 A chapter and the library read the same recipe, so a setting has exactly one
 home: ``train_dpr``'s defaults *are* ``minidr.methods.dpr.RECIPE``'s fields,
-and chapter 04 prints and uses that object. A shared model trained by one
-chapter and reused by others (the warm start of chapters 03 and 05-07) is
-cached under a key that includes its recipe, so chapters cannot drift apart.
+and chapter 04 prints and uses that object. A shared model trained once and
+reused by several chapters (the warm-up student of chapters 05-07, the older
+DPR warm start) is stored under a key that includes its recipe, so chapters
+cannot drift apart.
 
 Example::
 
