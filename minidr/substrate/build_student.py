@@ -24,7 +24,7 @@ from ..core.paths import cache_root
 from ..data.formats import corpus_fingerprint
 from ..data.teacher_scores import load_teacher_scores
 from ..evaluation.curve import QualityCurve
-from ..evaluation.metrics import compare, evaluate
+from ..evaluation.metrics import SPLIT_MEASURES, compare_splits, evaluate
 from ..models.bi_encoder import BiEncoder
 from ..models.loading import resolve_model_path
 from ..models.teacher import TEACHER, load_teacher
@@ -36,7 +36,6 @@ from .student import (RECIPE, DistillBatches, StudentRecipe, student_examples,
 __all__ = ["STUDENT", "build_student", "load_student", "student_cost"]
 
 STUDENT = "data/models/student-L2-H128"
-_MEASURES = (("dl19", "nDCG@10"), ("dev", "MRR@10"))
 
 
 def _save_fp16(student: BiEncoder, out: Path) -> None:
@@ -48,10 +47,8 @@ def _save_fp16(student: BiEncoder, out: Path) -> None:
 def _compare_rows(runs: dict, data) -> dict:
     """Student vs BM25 on each split's measure: delta, interval, detectable."""
     out = {}
-    for split, measure in _MEASURES:
-        pair = {"BM25": runs["BM25"][split], "student": runs["student"][split]}
-        table = compare(pair, data.splits[split], "BM25", measure=measure)
-        row = table.loc["student"]
+    for split, table in compare_splits(runs, data, baseline="BM25").items():
+        measure, row = SPLIT_MEASURES[split], table.loc["student"]
         out[split] = {"measure": measure, "queries": len(data.splits[split].queries),
                       "bm25": float(table.loc["BM25", measure]),
                       "student": float(row[measure]), "delta": float(row["delta"]),
@@ -94,7 +91,8 @@ def build_student(data, profile, out_dir: str | Path = STUDENT,
         student.eval()
         runs = dense_runs(student, data, cache=False)
         student.train()
-        return {f"{s} {m}": evaluate(runs[s], data.splits[s])[m] for s, m in _MEASURES}
+        return {f"{s} {m}": evaluate(runs[s], data.splits[s])[m]
+                for s, m in SPLIT_MEASURES.items()}
 
     curve = QualityCurve(measure, every=budget.eval_every).start()
     batches = DistillBatches(student, examples, data.corpus, scores, q_emb, p_emb,
@@ -112,8 +110,8 @@ def build_student(data, profile, out_dir: str | Path = STUDENT,
     runs = {"student": dense_runs(saved, data, cache=False)}
     search_seconds = time.time() - started
     bm25 = BM25(data.corpus, threads=profile.threads)
-    runs["BM25"] = {s: bm25.search(data.splits[s].queries) for s, _ in _MEASURES}
-    metrics = {s: evaluate(runs["student"][s], data.splits[s]) for s, _ in _MEASURES}
+    runs["BM25"] = {s: bm25.search(data.splits[s].queries) for s in SPLIT_MEASURES}
+    metrics = {s: evaluate(runs["student"][s], data.splits[s]) for s in SPLIT_MEASURES}
     hardware = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                 + (f"CUDA {torch.cuda.get_device_name()}" if device == "cuda"
                    else "CPU"))
