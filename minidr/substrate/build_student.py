@@ -34,7 +34,7 @@ from .student import (RECIPE, DistillBatches, StudentRecipe, student_examples,
                       student_key, student_start, teacher_embeddings, train_student)
 
 __all__ = ["STUDENT", "student_folder", "build_student", "load_student",
-           "student_cost"]
+           "student_record", "student_cost"]
 
 STUDENT = "data/models/student-L2-H128"
 
@@ -156,6 +156,19 @@ def build_student(data, profile, out_dir: str | Path | None = None,
     return out_dir
 
 
+def student_record(folder: str | Path = STUDENT) -> dict:
+    """The ``student.json`` that :func:`build_student` wrote beside the weights:
+    recipe, budget, cost, quality curve and the comparison with BM25."""
+    path = Path(resolve_model_path(str(folder))) / "student.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(
+            f"{path} is missing or unreadable ({err}); it is committed with the "
+            "student: restore it with git, or re-create it with "
+            "`python -m minidr student`") from err
+
+
 def student_cost(folder: str | Path = STUDENT) -> dict:
     """What the committed student cost to make, from its ``student.json``.
 
@@ -164,14 +177,7 @@ def student_cost(folder: str | Path = STUDENT) -> dict:
         "teacher_scores_seconds"}``: its distillation (the quality curve's own time
         excluded) and, separately, the teacher's scores it learned from.
     """
-    path = Path(resolve_model_path(str(folder))) / "student.json"
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise FileNotFoundError(
-            f"{path} is missing or unreadable ({err}); it is committed with the "
-            "student: restore it with git, or re-create it with "
-            "`python -m minidr student`") from err
+    card = student_record(folder)
     return {"wall_seconds": card["train_seconds"], **card["train_counts"],
             "teacher_scores_seconds": card["teacher_scores_seconds"] or 0.0}
 
