@@ -73,8 +73,8 @@ def book(env: dict) -> None:
 
 
 def test(env: dict) -> None:
-    """Unit tests and doctests, every notebook under nbval, the expected scores,
-    the book."""
+    """Unit tests and doctests, every notebook and every solution under nbval, the
+    expected scores, the book."""
     py = BIN / "python"
     sh(py, "-m", "pytest", "tests", "minidr", "--doctest-modules", "-q", env=env)
     results = ROOT / "_build" / "ci-results"  # this run's records, nothing stale
@@ -82,7 +82,7 @@ def test(env: dict) -> None:
     nb_env = {**env, "MINIDR_RESULTS": str(results), "MINIDR_PROGRESS": "final"}
     sh(py, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
        f"--nbval-cell-timeout={CELL_TIMEOUT}", "-p", "no:cacheprovider", "notebooks",
-       "-q", env=nb_env)
+       "solutions", "-q", env=nb_env)    # the teachers' solutions run under ci too
     sh(py, "-m", "minidr", "check-scores", "--profile", env.get("MINIDR_PROFILE", "ci"),
        "--results", results, env=env)
     book(env)
