@@ -126,3 +126,24 @@ def test_losses_train_a_toy_retriever():
         loss.backward()
         opt.step()
     assert loss.item() < first / 2 and stats["accuracy"] >= 0.9
+
+
+def test_margin_mse_by_hand_and_its_gradient():
+    from minidr.training.losses import margin_mse
+
+    s_pos = torch.tensor([2.0, 0.5], requires_grad=True)
+    s_neg = torch.tensor([[1.0, 0.0], [1.0, 0.5]], requires_grad=True)    # (B, n)
+    t_pos, t_neg = torch.tensor([0.8, 0.6]), torch.tensor([[0.6, 0.2], [0.7, 0.1]])
+    loss, stats = margin_mse(s_pos, s_neg, t_pos, t_neg, scale=10.0)
+    # student margins (1, 2; -0.5, 0), teacher margins x10 (2, 6; -1, 5)
+    want = ((1 - 2) ** 2 + (2 - 6) ** 2 + (-0.5 + 1) ** 2 + (0 - 5) ** 2) / 4
+    assert loss.item() == pytest.approx(want)
+    assert stats["agreement"] == pytest.approx(3 / 4)   # 0 vs 5 disagrees in sign
+    loss.backward()
+    # d loss / d s_pos_0 = 2/4 * ((1 - 2) + (2 - 6)) = -2.5
+    assert s_pos.grad[0].item() == pytest.approx(-2.5)
+    one, _ = margin_mse(torch.tensor([1.0]), torch.tensor([0.0]),
+                        torch.tensor([1.0]), torch.tensor([0.0]))
+    assert one.item() == 0.0                      # one negative per query, (B,)
+    with pytest.raises(ValueError, match="same shapes"):
+        margin_mse(torch.zeros(2), torch.zeros(3, 1), torch.zeros(2), torch.zeros(3, 1))

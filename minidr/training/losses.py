@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["info_nce", "in_batch_targets", "ranknet", "reciprocal_rank", "delta_rr",
-           "star_scores_loss", "embedding_stats", "distill_kl"]
+           "star_scores_loss", "embedding_stats", "distill_kl", "margin_mse"]
 
 
 def in_batch_targets(batch_size: int, group_size: int = 1,
@@ -413,3 +413,62 @@ def distill_kl(student: torch.Tensor, teacher: torch.Tensor,
     with torch.no_grad():
         agree = (student.argmax(-1) == teacher.argmax(-1)).float().mean().item()
     return loss, {"kl": loss.item(), "agreement": agree}
+
+
+def margin_mse(student_pos: torch.Tensor, student_neg: torch.Tensor,
+               teacher_pos: torch.Tensor, teacher_neg: torch.Tensor,
+               scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Margin-MSE: the student's margin between a positive and a negative regresses
+    the teacher's margin for the same pair.
+
+        loss = mean_ij ((s(q_i, p+_i) - s(q_i, p-_ij))
+                        - scale * (t(q_i, p+_i) - t(q_i, p-_ij)))^2
+
+    Only margins are matched, never raw scores, so a student and a teacher with
+    different score ranges (a bi-encoder's dot product, a cross-encoder's logit)
+    can still be paired; ``scale`` converts the teacher's margin to the student's
+    units when they differ by a known factor (e.g. ``1 / tau`` for cosine scores).
+
+    Args:
+        student_pos: the student's score of each query's positive.
+        student_neg: its scores of the query's negatives.
+        teacher_pos, teacher_neg: the teacher's scores of the same pairs.
+        scale: multiplies the teacher's margin.
+
+    Shapes:
+        student_pos, teacher_pos ``(B,)``; student_neg, teacher_neg ``(B,)`` or
+        ``(B, n)``; loss ``()``.
+
+    Returns:
+        ``(loss, stats)``; stats: ``mse`` (the loss), ``student_margin`` and
+        ``teacher_margin`` (means), ``agreement`` (share of pairs whose margin has
+        the teacher's sign).
+
+    References:
+        Hofstaetter et al. (2020), Improving Efficient Neural Ranking Models with
+        Cross-Architecture Knowledge Distillation, arXiv 2010.02666.
+
+    Example::
+
+        >>> s_pos, s_neg = torch.tensor([3.0]), torch.tensor([1.0])
+        >>> loss, stats = margin_mse(s_pos, s_neg, torch.tensor([0.9]),
+        ...                          torch.tensor([0.4]), scale=2.0)
+        >>> round(loss.item(), 6), stats["agreement"]      # (2 - 2 * 0.5)^2
+        (1.0, 1.0)
+    """
+    if student_neg.ndim == 1:
+        student_neg, teacher_neg = student_neg[:, None], teacher_neg[:, None]
+    if (student_pos.ndim != 1 or student_neg.shape != teacher_neg.shape
+            or student_pos.shape != teacher_pos.shape
+            or student_neg.shape[0] != student_pos.shape[0]):
+        raise ValueError("expected positives (B,) and negatives (B,) or (B, n) of the "
+                         f"same shapes for student and teacher, got "
+                         f"{tuple(student_pos.shape)}, {tuple(student_neg.shape)}, "
+                         f"{tuple(teacher_pos.shape)}, {tuple(teacher_neg.shape)}")
+    s_margin = student_pos[:, None] - student_neg                         # (B, n)
+    t_margin = scale * (teacher_pos[:, None] - teacher_neg).detach().float()  # (B, n)
+    loss = F.mse_loss(s_margin, t_margin)
+    with torch.no_grad():
+        agree = ((s_margin > 0) == (t_margin > 0)).float().mean().item()
+    return loss, {"mse": loss.item(), "student_margin": s_margin.mean().item(),
+                  "teacher_margin": t_margin.mean().item(), "agreement": agree}
