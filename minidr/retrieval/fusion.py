@@ -116,6 +116,8 @@ def alpha_sweep(dense: Run, sparse: Run, qrels: Qrels, alphas: Sequence[float],
     """
     from ..evaluation.metrics import evaluate
 
+    dense = {q: r for q, r in dense.items() if q in qrels}     # fuse only these
+    sparse = {q: r for q, r in sparse.items() if q in qrels}
     return pd.Series({a: evaluate(fuse_linear(dense, sparse, a), qrels, (measure,),
                                   min_rel=min_rel)[measure] for a in alphas},
                      name=measure).rename_axis("alpha")

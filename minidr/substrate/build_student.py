@@ -36,7 +36,6 @@ from .student import (RECIPE, DistillBatches, StudentRecipe, student_examples,
 __all__ = ["STUDENT", "student_folder", "build_student", "load_student",
            "student_record", "student_cost"]
 
-STUDENT = "data/models/student-L2-H128"
 
 # Where each recipe's backbone comes from, said on the student's card.
 START_NOTES = {
@@ -55,6 +54,9 @@ def student_folder(recipe: StudentRecipe = RECIPE) -> str:
     """``data/models/student-<size>``: where :func:`build_student` writes ``recipe``'s
     student."""
     return f"data/models/student-{recipe.size}"
+
+
+STUDENT = student_folder(RECIPE)    # "data/models/student-L2-H128", the shared one
 
 
 def _save_fp16(student: BiEncoder, out: Path) -> None:
