@@ -290,10 +290,13 @@ class PairBatch:
         pairs: token tensors (B*G, L) of ``[CLS] q [SEP] p [SEP]``, positive first in
             each group of G.
         group: G, passages per query.
+        teacher: (B, G) the teacher's scores of the same pairs, when the batches
+            were given :class:`~minidr.training.teacher_targets.TeacherTargets`.
     """
 
     pairs: Any
     group: int
+    teacher: Any = None
 
     def counts(self) -> dict[str, int]:
         """What this batch costs: (query, passage) pairs scored."""
@@ -312,15 +315,22 @@ class PairBatches:
         examples, corpus, batch_size, seed: as in :class:`GroupedBatches`.
         n_neg: negatives per query (G = 1 + n_neg).
         negatives: qid -> negative pids.
+        targets: when given, each batch carries the teacher's scores of its pairs
+            (a :class:`~minidr.training.teacher_targets.TeacherTargets`).
     """
 
     def __init__(self, model, examples: list[Example], corpus: Corpus, batch_size: int,
-                 n_neg: int, negatives: dict[str, list[str]], seed: int = 0):
-        self.model, self.group = model, 1 + n_neg
+                 n_neg: int, negatives: dict[str, list[str]], seed: int = 0,
+                 targets=None):
+        self.model, self.group, self.targets = model, 1 + n_neg, targets
         self.groups = GroupedBatches(None, examples, corpus, batch_size, n_neg,
                                      negatives, seed)
 
     def __call__(self, i: int) -> PairBatch:
-        queries, passages, _ = self.groups.texts(i)
+        queries, passages, pids = self.groups.texts(i)
         repeated = [q for q in queries for _ in range(self.group)]         # (B*G,)
-        return PairBatch(self.model.tokenize(repeated, passages), self.group)
+        teacher = None
+        if self.targets is not None:
+            qids = [ex.qid for ex in self.groups.select(i)]
+            teacher = self.targets(qids, pids, self.group)                  # (B, G)
+        return PairBatch(self.model.tokenize(repeated, passages), self.group, teacher)
