@@ -1,0 +1,154 @@
+"""Knowledge distillation into a bi-encoder: Margin-MSE and listwise KL (chapter 10).
+
+A teacher that is better than the student gives more than its top-1 label:
+for every candidate it says *how* relevant it is. The student sees exactly the
+same batches under every loss (:class:`~minidr.training.batches.GroupedBatches`:
+``B`` queries, each with its positive and ``n_neg`` negatives from the
+teacher's ranks), and only the loss differs:
+
+* ``"hard labels"`` (the control): the in-batch softmax of DPR, which knows
+  only which passage is the positive;
+* ``"Margin-MSE"`` (Hofstaetter et al. 2020): for each (positive, negative)
+  pair the student's score margin regresses the teacher's margin;
+* ``"KL"``: the softmax over each query's group matches the teacher's softmax
+  (listwise distillation; Hinton et al. 2015, as in RocketQAv2 and TAS-B).
+
+The teacher's scores are read from its stored top-k of every training query
+(:class:`~minidr.training.teacher_targets.TeacherTargets`): no teacher runs
+during training, so all three cost the same per step.
+
+Example::
+
+    scores = load_teacher_scores()
+    negatives = teacher_negatives(scores, examples, mm.corpus, RECIPE.teacher_ranks)
+    train_distilled(student, "Margin-MSE", examples, mm.corpus, negatives,
+                    TeacherTargets(scores), steps=250, batch_size=32)
+
+References:
+    Hofstaetter et al. (2020), Improving Efficient Neural Ranking Models with
+    Cross-Architecture Knowledge Distillation, arXiv 2010.02666 (Margin-MSE).
+    Hinton, Vinyals & Dean (2015), Distilling the Knowledge in a Neural Network.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..core.cost import CostMeter
+from ..data.formats import Corpus
+from ..training.batch_losses import in_batch_loss
+from ..training.batches import Example, GroupedBatch, GroupedBatches
+from ..training.losses import distill_kl, margin_mse
+from ..training.recipe import COSINE_TEMPERATURE, Budget, Recipe
+from ..training.teacher_targets import TeacherTargets
+from ..training.trainer import TrainConfig, Trainer, fit
+
+__all__ = ["DistillRecipe", "RECIPE", "LOSSES", "group_scores", "distill_loss",
+           "train_distilled"]
+
+LOSSES = ("hard labels", "Margin-MSE", "KL")
+
+
+@dataclass(frozen=True)
+class DistillRecipe(Recipe):
+    """Chapter 10's settings: the same batches and budget for every loss.
+
+    Attributes:
+        pooling, similarity: the bi-encoder (mean pooling, cosine: as chapter 04).
+        n_neg: negatives per query from the teacher's ranks (G = 1 + n_neg).
+        teacher_ranks: the teacher's ranks ``[lo, hi)`` the negatives come from.
+        temperature: the student's cosine scores are divided by it (all losses).
+        teacher_temperature: the teacher's cosine scores are divided by it
+            (Margin-MSE and KL), so both margins are in the same units.
+    """
+
+    budgets: dict[str, Budget] = field(default_factory=lambda: {
+        "ci": Budget(20, 8), "cpu": Budget(250, 32), "gpu": Budget(2000, 64)})
+    lr: float = 1e-4
+    pooling: str = "mean"
+    similarity: str = "cos"
+    n_neg: int = 3
+    teacher_ranks: tuple[int, int] = (3, 30)
+    temperature: float = COSINE_TEMPERATURE
+    teacher_temperature: float = COSINE_TEMPERATURE
+
+    @property
+    def model_settings(self) -> dict:
+        """Keyword arguments of
+        :meth:`~minidr.models.bi_encoder.BiEncoder.from_pretrained`."""
+        return {"pooling": self.pooling, "similarity": self.similarity}
+
+
+RECIPE = DistillRecipe()
+
+
+def group_scores(encoder, batch: GroupedBatch) -> torch.Tensor:
+    """Each query's scores of its own group, positive first.
+
+    Shapes:
+        queries (B, Lq) -> q (B, H); passages (B*G, Lp) -> p (B, G, H);
+        returns (B, G).
+    """
+    q = encoder.encode_query(**batch.queries)                             # (B, H)
+    p = encoder.encode_passage(**batch.passages)                          # (B*G, H)
+    p = p.view(q.shape[0], batch.group, -1)                               # (B, G, H)
+    return torch.einsum("bh,bgh->bg", q, p)                               # (B, G)
+
+
+def distill_loss(encoder, batch: GroupedBatch, loss: str, targets: TeacherTargets,
+                 recipe: DistillRecipe = RECIPE) -> tuple[torch.Tensor, dict]:
+    """One batch's loss under ``loss`` (one of :data:`LOSSES`).
+
+    Args:
+        encoder: a cosine :class:`~minidr.models.bi_encoder.BiEncoder`.
+        batch: B queries with groups of G = 1 + n_neg passages, positive first.
+        loss: ``"hard labels"``, ``"Margin-MSE"`` or ``"KL"``.
+        targets: the teacher's scores (unused by ``"hard labels"``).
+        recipe: the two temperatures.
+
+    Shapes:
+        student and teacher scores (B, G), in units of 1 / temperature.
+    """
+    if loss == "hard labels":
+        return in_batch_loss(encoder, batch, recipe.temperature)
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+    student = group_scores(encoder, batch) / recipe.temperature           # (B, G)
+    teacher = targets(batch.qids, batch.pids, batch.group).to(student.device)
+    teacher = teacher / recipe.teacher_temperature                        # (B, G)
+    if loss == "Margin-MSE":
+        return margin_mse(student[:, 0], student[:, 1:], teacher[:, 0], teacher[:, 1:])
+    return distill_kl(student, teacher)
+
+
+def train_distilled(encoder, loss: str, examples: list[Example], corpus: Corpus,
+                    negatives: dict[str, list[str]], targets: TeacherTargets,
+                    steps: int, batch_size: int, recipe: DistillRecipe = RECIPE,
+                    seed: int = 0, cost: CostMeter | None = None,
+                    checkpoint_dir: str | None = None,
+                    device: str | None = None) -> Trainer:
+    """Train ``encoder`` (in place) with ``loss`` on the shared batches.
+
+    Args:
+        encoder: a :class:`~minidr.models.bi_encoder.BiEncoder` (cosine).
+        loss: one of :data:`LOSSES`.
+        examples, corpus, batch_size, seed: see
+            :class:`~minidr.training.batches.GroupedBatches`.
+        negatives: qid -> negatives (e.g.
+            :func:`~minidr.training.teacher_targets.teacher_negatives`).
+        targets: the teacher's scores.
+        steps: optimizer steps (AdamW, ``recipe.lr``, 10% warm-up, linear decay).
+        cost, checkpoint_dir, device: see :func:`~minidr.training.trainer.fit`.
+
+    Returns:
+        The trainer (``.history``, ``.cost``).
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+    batches = GroupedBatches(encoder, examples, corpus, batch_size, recipe.n_neg,
+                             negatives, seed)
+    config = TrainConfig(steps=steps, lr=recipe.lr, seed=seed,
+                         checkpoint_dir=checkpoint_dir, device=device)
+    return fit(encoder, lambda m, b: distill_loss(m, b, loss, targets, recipe),
+               batches, config, cost)
