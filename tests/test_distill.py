@@ -42,7 +42,9 @@ def test_each_loss_is_its_formula_on_the_group_scores(encoder, batch):
     for loss, expected in (
             ("Margin-MSE", margin_mse(student[:, 0], student[:, 1:],
                                       teacher[:, 0], teacher[:, 1:])[0]),
-            ("KL", distill_kl(student, teacher)[0])):
+            ("KL", distill_kl(student, teacher)[0]),
+            ("hard labels, own group", torch.nn.functional.cross_entropy(
+                student, torch.zeros(4, dtype=torch.long)))):
         got, _ = distill.distill_loss(encoder, batch, loss, targets)
         assert math.isclose(got.item(), expected.item(), rel_tol=1e-4), loss
     with pytest.raises(ValueError, match="unknown loss"):

@@ -7,7 +7,11 @@ same batches under every loss (:class:`~minidr.training.batches.GroupedBatches`:
 teacher's ranks), and only the loss differs:
 
 * ``"hard labels"`` (the control): the in-batch softmax of DPR, which knows
-  only which passage is the positive;
+  only which passage is the positive, and contrasts it with every passage of
+  the batch;
+* ``"hard labels, own group"``: the same softmax over the query's own group
+  only, the candidates the two distillation losses see (it separates "soft
+  targets" from "more negatives");
 * ``"Margin-MSE"`` (Hofstaetter et al. 2020): for each (positive, negative)
   pair the student's score margin regresses the teacher's margin;
 * ``"KL"``: the softmax over each query's group matches the teacher's softmax
@@ -39,7 +43,7 @@ from ..core.cost import CostMeter
 from ..data.formats import Corpus
 from ..training.batch_losses import in_batch_loss
 from ..training.batches import Example, GroupedBatch, GroupedBatches
-from ..training.losses import distill_kl, margin_mse
+from ..training.losses import distill_kl, info_nce, margin_mse
 from ..training.recipe import COSINE_TEMPERATURE, Budget, Recipe
 from ..training.teacher_targets import TeacherTargets
 from ..training.trainer import TrainConfig, Trainer, fit
@@ -47,7 +51,7 @@ from ..training.trainer import TrainConfig, Trainer, fit
 __all__ = ["DistillRecipe", "RECIPE", "LOSSES", "group_scores", "distill_loss",
            "train_distilled"]
 
-LOSSES = ("hard labels", "Margin-MSE", "KL")
+LOSSES = ("hard labels", "hard labels, own group", "Margin-MSE", "KL")
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,8 @@ def distill_loss(encoder, batch: GroupedBatch, loss: str, targets: TeacherTarget
     Args:
         encoder: a cosine :class:`~minidr.models.bi_encoder.BiEncoder`.
         batch: B queries with groups of G = 1 + n_neg passages, positive first.
-        loss: ``"hard labels"``, ``"Margin-MSE"`` or ``"KL"``.
-        targets: the teacher's scores (unused by ``"hard labels"``).
+        loss: one of :data:`LOSSES`.
+        targets: the teacher's scores (unused by the hard-label losses).
         recipe: the two temperatures.
 
     Shapes:
@@ -115,6 +119,9 @@ def distill_loss(encoder, batch: GroupedBatch, loss: str, targets: TeacherTarget
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
     student = group_scores(encoder, batch) / recipe.temperature           # (B, G)
+    if loss == "hard labels, own group":                  # the positive is column 0
+        return info_nce(student, torch.zeros(len(student), dtype=torch.long,
+                                             device=student.device))
     teacher = targets(batch.qids, batch.pids, batch.group).to(student.device)
     teacher = teacher / recipe.teacher_temperature                        # (B, G)
     if loss == "Margin-MSE":
