@@ -44,8 +44,6 @@ class CrossEncoderRecipe(Recipe):
         teacher_temperature: divides the teacher's cosine scores before their
             softmax when the cross-encoder learns them (its own logits are
             unscaled).
-        teacher_ranks: the teacher's ranks ``[lo, hi)`` that distillation's
-            negatives come from.
     """
 
     budgets: dict[str, Budget] = field(default_factory=lambda: {
@@ -54,7 +52,6 @@ class CrossEncoderRecipe(Recipe):
     n_neg: int = 1
     depth: int = 100
     teacher_temperature: float = COSINE_TEMPERATURE
-    teacher_ranks: tuple[int, int] = (3, 30)
 
 
 RECIPE = CrossEncoderRecipe()

@@ -19,7 +19,7 @@ teacher's ranks), and only the loss differs:
 
 The teacher's scores are read from its stored top-k of every training query
 (:class:`~minidr.training.teacher_targets.TeacherTargets`): no teacher runs
-during training, so all three cost the same per step.
+during training, so every loss costs the same per step.
 
 Example::
 
