@@ -82,7 +82,8 @@ class EpochOrder:
     """Which examples batch ``i`` holds: a fresh seeded shuffle per epoch.
 
     Every example is seen once per epoch; a batch that crosses an epoch's end
-    continues with the next epoch's order.
+    continues with the next epoch's order. Subclasses change only
+    :meth:`permutation` (e.g. TAS's topic-aware order, chapter 9).
 
     Args:
         examples: the training examples.
@@ -97,20 +98,28 @@ class EpochOrder:
         self.batch_size = min(batch_size, len(examples))
         self._cached: tuple[int, list[int]] = (-1, [])
 
+    def permutation(self, epoch: int) -> list[int]:
+        """The order of the example indices in ``epoch``: a seeded shuffle."""
+        order = list(range(len(self.examples)))
+        random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+        return order
+
     def _epoch(self, epoch: int) -> list[int]:
         if self._cached[0] != epoch:
-            order = list(range(len(self.examples)))
-            random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-            self._cached = (epoch, order)
+            self._cached = (epoch, self.permutation(epoch))
         return self._cached[1]
 
-    def select(self, i: int) -> list[Example]:
-        """The examples of batch ``i``."""
+    def select_with_epochs(self, i: int) -> list[tuple[int, Example]]:
+        """The examples of batch ``i``, each with the epoch it is drawn in."""
         chosen = []
         for pos in range(i * self.batch_size, (i + 1) * self.batch_size):
             epoch, offset = divmod(pos, len(self.examples))
-            chosen.append(self.examples[self._epoch(epoch)[offset]])
+            chosen.append((epoch, self.examples[self._epoch(epoch)[offset]]))
         return chosen
+
+    def select(self, i: int) -> list[Example]:
+        """The examples of batch ``i``."""
+        return [ex for _, ex in self.select_with_epochs(i)]
 
 
 class EncodedCost:
