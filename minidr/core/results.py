@@ -129,8 +129,11 @@ def leaderboard(directory: str | os.PathLike | None = None, profile: str | None 
         for split, measure in columns:
             row[f"{split} {measure}"] = r["metrics"].get(split, {}).get(measure)
         row["wall s"] = r["cost"].get("wall_seconds")
-        # what the teacher's scores cost, paid once by every method that used them
-        row["teacher s"] = r["cost"].get("teacher_scores_seconds")
+        # what the teacher cost: its stored scores (paid once for every chapter
+        # that uses them) plus the chapter's own teacher runs, if any
+        spent = [r["cost"][k] for k in ("teacher_scores_seconds", "teacher_seconds")
+                 if r["cost"].get(k) is not None]
+        row["teacher s"] = sum(spent) if spent else None
         row["teacher labels"] = r.get("teacher_labels", False)
         row["commit"] = r.get("git_commit")
         rows.append(row)
