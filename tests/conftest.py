@@ -158,3 +158,32 @@ def encoder(tiny_bert):
     torch.manual_seed(0)
     return BiEncoder.from_pretrained(tiny_bert, pooling="mean", similarity="cos",
                                      max_passage_len=64)
+
+
+class FakeTeacher:
+    """A bi-encoder teacher stand-in that knows topics: a text on "topic k"
+    (k < 8) embeds near the k-th axis of an 8-dimensional space, plus a little
+    noise seeded by the text; ``encoded`` counts the texts it embedded."""
+
+    dim = 8
+
+    def __init__(self):
+        self.encoded = 0
+
+    def _embed(self, texts):
+        import zlib
+
+        import numpy as np
+        self.encoded += len(texts)
+        out = []
+        for text in texts:
+            topic = int(text.split("topic ")[1].split()[0])
+            rng = np.random.default_rng(zlib.crc32(text.encode()))
+            v = np.eye(8)[topic] + 0.3 * rng.normal(size=8)
+            out.append(v / np.linalg.norm(v))
+        return np.array(out, dtype=np.float32)
+
+    def encode_queries(self, texts, progress=False):
+        return self._embed(texts)
+
+    encode_passages = encode_queries

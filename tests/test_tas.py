@@ -1,7 +1,6 @@
 """Chapter 9's TAS and TAS-B: topic batches, balanced pairs, the loss by hand."""
 import math
 import random
-import zlib
 from collections import Counter
 
 import numpy as np
@@ -13,6 +12,8 @@ from minidr.methods import tas
 from minidr.training.batches import EpochOrder, Example
 from minidr.training.teacher_embeddings import TeacherEmbeddings
 from minidr.training.teacher_targets import TeacherTargets, teacher_negatives
+
+from conftest import FakeTeacher
 
 N_TOPICS, PER_TOPIC = 4, 12
 CORPUS = {str(i): f"passage {i} on topic {i % N_TOPICS} words {i * 7}"
@@ -26,29 +27,6 @@ RANKED = [[q] + [p for p in range(96) if p != q][q:q + 19] for q in range(48)]
 FALLING = np.geomspace(0.95, 0.01, 20)
 SCORES = TeacherScores(np.arange(48), np.array(RANKED),
                        np.tile(FALLING, (48, 1)).astype(np.float16))
-
-
-class FakeTeacher:
-    """A bi-encoder stand-in that knows topics: a text on "topic k" embeds near
-    the k-th axis (plus a little seeded noise); counts the texts it encoded."""
-
-    def __init__(self):
-        self.encoded = 0
-
-    def _embed(self, texts):
-        self.encoded += len(texts)
-        out = []
-        for text in texts:
-            topic = int(text.split("topic ")[1].split()[0])
-            rng = np.random.default_rng(zlib.crc32(text.encode()))
-            v = np.eye(8)[topic] + 0.3 * rng.normal(size=8)
-            out.append(v / np.linalg.norm(v))
-        return np.array(out, dtype=np.float32)
-
-    def encode_queries(self, texts, progress=False):
-        return self._embed(texts)
-
-    encode_passages = encode_queries
 
 
 def test_topic_order_fills_batches_from_one_topic_and_sees_every_example():

@@ -26,14 +26,14 @@ from ..core.cost import CostMeter
 from ..data.formats import Corpus
 from ..training.batches import Example, GroupedBatches
 from ..training.batch_losses import in_batch_loss
-from ..training.recipe import COSINE_TEMPERATURE, Budget, Recipe
+from ..training.recipe import COSINE_TEMPERATURE, BiEncoderRecipe, Budget
 from ..training.trainer import TrainConfig, Trainer, fit
 
 __all__ = ["DPRRecipe", "RECIPE", "dpr_loss", "train_dpr"]
 
 
 @dataclass(frozen=True)
-class DPRRecipe(Recipe):
+class DPRRecipe(BiEncoderRecipe):
     """DPR's settings (chapter 04) and budgets.
 
     Attributes:
@@ -48,18 +48,10 @@ class DPRRecipe(Recipe):
     budgets: dict[str, Budget] = field(default_factory=lambda: {
         "ci": Budget(20, 8), "cpu": Budget(250, 32), "gpu": Budget(2000, 64)})
     lr: float = 1e-4
-    pooling: str = "mean"
-    similarity: str = "cos"
     temperature: float = COSINE_TEMPERATURE
     n_hard: int = 1
     n_candidates: int = 20
     depth: int = 100
-
-    @property
-    def model_settings(self) -> dict:
-        """Keyword arguments of
-        :meth:`~minidr.models.bi_encoder.BiEncoder.from_pretrained`."""
-        return {"pooling": self.pooling, "similarity": self.similarity}
 
 
 RECIPE = DPRRecipe()

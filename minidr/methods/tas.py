@@ -54,7 +54,7 @@ from ..core.cost import CostMeter
 from ..data.formats import Corpus
 from ..training.batches import EpochOrder, Example, GroupedBatch
 from ..training.losses import margin_mse
-from ..training.recipe import COSINE_TEMPERATURE, Budget, Recipe
+from ..training.recipe import COSINE_TEMPERATURE, BiEncoderRecipe, Budget
 from ..training.teacher_embeddings import TeacherEmbeddings
 from ..training.teacher_targets import TeacherTargets
 from ..training.trainer import TrainConfig, Trainer, fit
@@ -69,7 +69,7 @@ ARMS = {"random batches": (False, False), "balanced pairs": (False, True),
 
 
 @dataclass(frozen=True)
-class TasRecipe(Recipe):
+class TasRecipe(BiEncoderRecipe):
     """Chapter 9's settings: one loss and budget for every arm.
 
     Attributes:
@@ -87,20 +87,12 @@ class TasRecipe(Recipe):
     budgets: dict[str, Budget] = field(default_factory=lambda: {
         "ci": Budget(20, 8), "cpu": Budget(250, 32), "gpu": Budget(2000, 32)})
     lr: float = 1e-4
-    pooling: str = "mean"
-    similarity: str = "cos"
     teacher_ranks: tuple[int, int] = (3, 51)
     queries_per_cluster: int = 200
     bins: int = 10
     in_batch_weight: float = 0.75
     temperature: float = COSINE_TEMPERATURE
     teacher_temperature: float = COSINE_TEMPERATURE
-
-    @property
-    def model_settings(self) -> dict:
-        """Keyword arguments of
-        :meth:`~minidr.models.bi_encoder.BiEncoder.from_pretrained`."""
-        return {"pooling": self.pooling, "similarity": self.similarity}
 
     def n_clusters(self, n_queries: int) -> int:
         """How many topics ``n_queries`` training queries are split into (>= 2)."""

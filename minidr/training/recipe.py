@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["COSINE_TEMPERATURE", "COSINE_SIGMA", "Budget", "Recipe"]
+__all__ = ["COSINE_TEMPERATURE", "COSINE_SIGMA", "Budget", "Recipe", "BiEncoderRecipe"]
 
 # The book's scoring convention: cosine similarity (scores in [-1, 1]) with a
 # softmax temperature of 0.05, chosen in chapter 04 for our MLM-only backbone.
@@ -72,3 +72,22 @@ class Recipe:
     def settings(self) -> dict:
         """Every field as plain data (for cache keys and result records)."""
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class BiEncoderRecipe(Recipe):
+    """A recipe that trains a :class:`~minidr.models.bi_encoder.BiEncoder`.
+
+    Attributes:
+        pooling, similarity: the bi-encoder (mean pooling and cosine: an
+            MLM-only backbone never trained ``[CLS]``; see chapter 04).
+    """
+
+    pooling: str = "mean"
+    similarity: str = "cos"
+
+    @property
+    def model_settings(self) -> dict:
+        """Keyword arguments of
+        :meth:`~minidr.models.bi_encoder.BiEncoder.from_pretrained`."""
+        return {"pooling": self.pooling, "similarity": self.similarity}

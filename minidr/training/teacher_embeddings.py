@@ -77,10 +77,20 @@ class TeacherEmbeddings:
                 self._p.update(zip(new_p, vectors))
         self.cost.add(queries_encoded=len(new_q), passages_encoded=len(new_p))
 
+    @property
+    def dim(self) -> int:
+        """The teacher's embedding size."""
+        return int(self.teacher.dim)
+
     def query_vectors(self, qids: list[str]) -> np.ndarray:
         """The teacher's embeddings of ``qids``, in order: float32 (B, H)."""
         self.prepare(qids, ())
         return np.stack([self._q[q] for q in qids])
+
+    def passage_vectors(self, pids: list[str]) -> np.ndarray:
+        """The teacher's embeddings of ``pids``, in order: float32 (N, H)."""
+        self.prepare((), pids)
+        return np.stack([self._p[p] for p in pids])
 
     def scores(self, qids: list[str], pids: list[str]) -> torch.Tensor:
         """The teacher's score of every query against every passage.
@@ -88,7 +98,6 @@ class TeacherEmbeddings:
         Shapes:
             qids (B,), pids (N,) -> float32 tensor (B, N).
         """
-        self.prepare(qids, pids)
-        q = torch.from_numpy(np.stack([self._q[i] for i in qids]))       # (B, H)
-        p = torch.from_numpy(np.stack([self._p[i] for i in pids]))       # (N, H)
+        q = torch.from_numpy(self.query_vectors(qids))                    # (B, H)
+        p = torch.from_numpy(self.passage_vectors(pids))                  # (N, H)
         return q @ p.T                                                    # (B, N)
