@@ -131,7 +131,9 @@ class Trainer:
 
     Args:
         model: the module to train (moved to the device).
-        compute_loss: ``(model, batch) -> (loss tensor, {name: float})``.
+        compute_loss: ``(model, batch) -> (loss tensor, {name: float})``; with a
+            true ``does_backward`` attribute, ``(model, batch, backward)``, and it
+            calls ``backward(loss)`` itself (see :func:`fit`).
         make_batch: ``micro_batch_index -> batch`` (tensors are moved to the device
             by ``compute_loss``; see :meth:`to_device`).
         config: :class:`TrainConfig`.
@@ -273,11 +275,22 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         total, stats_sum = 0.0, {}
+        # a loss marked ``does_backward`` (gradient caching) back-propagates itself,
+        # through this function: accumulation and mixed-precision scaling stay here
+        own_backward = getattr(self.compute_loss, "does_backward", False)
+
+        def backward(value: torch.Tensor) -> None:
+            self.scaler.scale(value / cfg.grad_accum).backward()
+
         for micro in range(cfg.grad_accum):
             batch = self.make_batch(self.step * cfg.grad_accum + micro)
             with self._autocast():
-                loss, stats = self.compute_loss(self.model, batch)
-            self.scaler.scale(loss / cfg.grad_accum).backward()
+                if own_backward:
+                    loss, stats = self.compute_loss(self.model, batch, backward)
+                else:
+                    loss, stats = self.compute_loss(self.model, batch)
+            if not own_backward:
+                backward(loss)
             total += float(loss.detach()) / cfg.grad_accum
             for k, v in stats.items():
                 stats_sum[k] = stats_sum.get(k, 0.0) + float(v) / cfg.grad_accum
@@ -306,7 +319,11 @@ def fit(model: torch.nn.Module,
 
     Args:
         model: the module to train, in place.
-        loss: ``(model, batch) -> (loss, stats)``.
+        loss: ``(model, batch) -> (loss, stats)``; or, if it has a true
+            ``does_backward`` attribute (e.g.
+            :func:`~minidr.training.grad_cache.grad_cached`),
+            ``(model, batch, backward) -> (loss, stats)``, which calls
+            ``backward`` itself.
         batches: ``i -> batch``, a pure function of ``i``.
         config: steps, learning rate, seed, checkpoints, device.
         cost: a :class:`~minidr.core.cost.CostMeter` (a new one if ``None``).
@@ -317,10 +334,12 @@ def fit(model: torch.nn.Module,
     """
     cost = cost or CostMeter()
 
-    def charged_loss(m, batch):
+    def charged_loss(m, batch, *backward):
         if hasattr(batch, "counts"):
             cost.add(**batch.counts())
-        return loss(m, batch)
+        return loss(m, batch, *backward)
+
+    charged_loss.does_backward = getattr(loss, "does_backward", False)
 
     trainer = Trainer(model, charged_loss, batches, config, callbacks=callbacks,
                       cost=cost)
