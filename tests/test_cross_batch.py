@@ -95,3 +95,59 @@ def test_two_processes_equal_one_with_the_whole_batch(tiny_bert, tmp_path):
     # detaching the other process's passages loses the gradient its queries send
     assert not all(torch.allclose(got["shortcut"][n], g, rtol=1e-3, atol=1e-6)
                    for n, g in grads.items())
+
+
+# each of two processes trains on its half of every step's batch
+TRAINER = textwrap.dedent('''
+    import sys
+    import torch
+    import torch.distributed as dist
+    sys.path.insert(0, sys.argv[3])
+    from test_cross_batch import train
+
+    dist.init_process_group("gloo")
+    model = train(sys.argv[1])
+    if dist.get_rank() == 0:
+        torch.save(model.state_dict(), sys.argv[2])
+    dist.destroy_process_group()
+''')
+
+
+def train(folder):
+    """Three steps of cross-batch training on a global batch of 4 queries
+    (dropout off, so that one and two processes draw nothing at random)."""
+    from minidr.training.batches import Example, GroupedBatches
+    from minidr.training.cross_batch import ShardedBatches, cross_batch_objective
+    from minidr.training.trainer import TrainConfig, fit
+    model = make_model(folder)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if hasattr(module, "dropout_prob"):        # BERT's attention (SDPA) dropout
+            module.dropout_prob = 0.0
+    corpus = {str(i): text for i, text in enumerate(PASSAGES)}
+    examples = [Example(f"q{i}", q, str(2 * i)) for i, q in enumerate(QUERIES)]
+    negatives = {f"q{i}": [str(2 * i + 1)] for i in range(len(QUERIES))}
+    batches = GroupedBatches(model, examples, corpus, 4, 1, negatives, seed=1)
+    fit(model, cross_batch_objective(0.05), ShardedBatches(batches),
+        TrainConfig(steps=3, lr=1e-3, device="cpu"))
+    return model
+
+
+def test_two_processes_train_to_the_weights_of_one(tiny_bert, tmp_path):
+    script, out = tmp_path / "trainer.py", tmp_path / "model.pt"
+    script.write_text(TRAINER)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node=2", str(script), str(tiny_bert), str(out),
+                    str(Path(__file__).parent)], check=True, timeout=120,
+                   capture_output=True)
+    two = torch.load(out, weights_only=True)
+    one = train(tiny_bert).state_dict()
+    start = make_model(tiny_bert).state_dict()
+    moved = [k for k in one if not torch.equal(one[k], start[k])]
+    assert moved                                          # training changed weights
+    # AdamW divides by each gradient's running size, so where a gradient is near
+    # zero, float round-off (the all-reduce adds in another order) becomes a
+    # visible step: 1e-5 is half a percent of one step (lr 1e-3, 3 steps)
+    for key, value in one.items():
+        assert torch.allclose(two[key], value, rtol=1e-4, atol=1e-5), key

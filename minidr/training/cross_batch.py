@@ -22,21 +22,29 @@ Launched with ``torchrun --nproc_per_node=N script.py``: each process calls
 its own shard of each step's queries. In a single process every function
 here reduces to plain in-batch training.
 
+Training goes through :func:`~minidr.training.trainer.fit` like every
+method: :class:`ShardedBatches` gives each process its share of step ``i``'s
+batch, and :func:`cross_batch_objective` is a loss that back-propagates and
+averages the gradients itself (tests/test_cross_batch.py checks that two
+processes train to the same weights as one process with the whole batch).
+
 Example::
 
-    loss, stats = cross_batch_loss(encoder, batch, temperature=0.05)
-    loss.backward()
-    average_gradients(encoder)          # before optimizer.step()
+    # torchrun --nproc_per_node=2 train.py, in each process:
+    torch.distributed.init_process_group("gloo")
+    batches = ShardedBatches(GroupedBatches(encoder, examples, corpus, 64, 1, negs))
+    fit(encoder, cross_batch_objective(0.05), batches, TrainConfig(steps=250))
 """
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
 
-from .batches import GroupedBatch
+from .batches import GroupedBatch, GroupedBatches
 from .losses import in_batch_targets, info_nce
 
-__all__ = ["world", "gather_passages", "cross_batch_loss", "average_gradients"]
+__all__ = ["world", "gather_passages", "cross_batch_loss", "average_gradients",
+           "ShardedBatches", "cross_batch_objective"]
 
 
 def world() -> tuple[int, int]:
@@ -123,3 +131,57 @@ def average_gradients(model: torch.nn.Module) -> None:
         if param.grad is not None:
             dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
             param.grad /= size
+
+
+class ShardedBatches:
+    """``batches(i)``: this process's share of step ``i``'s global batch.
+
+    The global batch of ``batches`` (B_global queries) is the same in every
+    process (it is a pure function of ``i`` and the seed); process ``r`` of
+    ``N`` takes queries ``[r * B, (r + 1) * B)`` with ``B = B_global / N`` and
+    their groups, so the processes together see exactly the global batch.
+
+    Args:
+        batches: the global batches (a
+            :class:`~minidr.training.batches.GroupedBatches`).
+        rank, size: this process and the world size (default: :func:`world`).
+    """
+
+    def __init__(self, batches: GroupedBatches, rank: int | None = None,
+                 size: int | None = None):
+        here = world()
+        self.rank = here[0] if rank is None else rank
+        self.size = here[1] if size is None else size
+        if batches.batch_size % self.size:
+            raise ValueError(f"the global batch ({batches.batch_size} queries) must "
+                             f"split evenly over {self.size} processes")
+        self.batches = batches
+
+    def __call__(self, i: int) -> GroupedBatch:
+        queries, passages, pids = self.batches.texts(i)
+        qids = [ex.qid for ex in self.batches.select(i)]
+        b, g = len(queries) // self.size, 1 + self.batches.n_hard
+        q, p = slice(self.rank * b, (self.rank + 1) * b), slice(self.rank * b * g,
+                                                                (self.rank + 1) * b * g)
+        encoder = self.batches.encoder
+        return GroupedBatch(encoder.tokenize_queries(queries[q]),
+                            encoder.tokenize_passages(passages[p]), g, qids[q], pids[p])
+
+
+def cross_batch_objective(temperature: float = 1.0):
+    """A :func:`~minidr.training.trainer.fit` loss for cross-batch training: the
+    loss of :func:`cross_batch_loss`, back-propagated, then the gradients
+    averaged over the processes (so every process takes the same step).
+
+    Args:
+        temperature: softmax temperature (0.05 for cosine scores).
+    """
+
+    def loss(encoder, batch: GroupedBatch, backward):
+        value, stats = cross_batch_loss(encoder, batch, temperature)
+        backward(value)
+        average_gradients(encoder)
+        return value, stats
+
+    loss.does_backward = True
+    return loss
