@@ -228,3 +228,10 @@ def test_a_larger_students_card_names_its_start_and_its_step_zero():
     assert "bottom layers" in text and "cut to 3 of its 6 layers" in text
     assert "| 0 | 0 | 0.123 | 0.046 |" in text
     assert "--size L3-H384" in text and "student-L3-H384" in text
+
+
+def test_hard_ranks_include_both_ends(batches):
+    b, ex, _, _ = batches                              # hard_ranks=(2, 5)
+    drawn = {b.hard_negative(ex[0], i) for i in range(200)}
+    # query "1": ranks 2..5 are 14, 15, 16, 17 (rank 1 is its positive, 11)
+    assert drawn == {"14", "15", "16", "17"}

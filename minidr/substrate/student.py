@@ -71,8 +71,11 @@ class StudentRecipe(Recipe):
         pooling, similarity: the bi-encoder (mean pooling, cosine: as the teacher).
         max_query_len, max_passage_len: truncation in tokens.
         temperature, teacher_temperature: the two softmax temperatures of the KL.
-        hard_ranks: the hard negative is drawn from the teacher's ranks
-            ``[lo, hi)`` (1-based; rank 1 is the teacher's top passage).
+        hard_ranks: the hard negative is drawn from the teacher's ranks ``lo`` to
+            ``hi``, both included (1-based; rank 1 is the teacher's top passage;
+            unlike :func:`~minidr.training.teacher_targets.teacher_negatives`,
+            whose ``hi`` is excluded, kept so that the committed students
+            reproduce).
     """
 
     budgets: dict[str, Budget] = field(default_factory=lambda: {
@@ -221,7 +224,8 @@ class DistillBatches:
         query_emb: (len(examples), H_t) teacher embeddings, rows in ``examples``' order.
         corpus_emb: (len(corpus), H_t) teacher embeddings, rows in ``corpus``' order.
         batch_size: B queries per batch.
-        hard_ranks: ``[lo, hi)`` teacher ranks of the hard negative (1-based).
+        hard_ranks: teacher ranks ``lo`` to ``hi`` (both included, 1-based) of
+            the hard negative.
         seed: the shuffling and sampling seed.
     """
 
@@ -246,8 +250,9 @@ class DistillBatches:
         self.hard_ranks, self.seed = (lo, hi), seed
 
     def hard_negative(self, ex: Example, i: int) -> str:
-        """A passage from the teacher's ranks ``[lo, hi)`` of ``ex``'s query, not its
-        positive (a random passage if the query was not scored)."""
+        """A passage from the teacher's ranks ``lo`` to ``hi`` (both included) of
+        ``ex``'s query, not its positive (a random passage if the query was not
+        scored)."""
         rng = random.Random(f"{self.seed}:{i}:{ex.qid}")
         row = self.score_row.get(ex.qid)
         if row is not None:
