@@ -242,11 +242,9 @@ class TripleBatches:
             return p
         if not self.balanced:
             return rng.choice(pool)
-        known = self.targets.of_query(example.qid)
-        top, floor = next(iter(known.values())), list(known.values())[-1]
-        positive = known.get(example.positive, top)   # a missed positive: the top
-        margins = np.array([positive - known.get(p, floor) for p in pool])  # (n,)
-        return pool[balanced_choice(margins, self.bins, rng)]
+        t = self.targets.group(example.qid, [example.positive, *pool])  # (1 + n,)
+        t = t.astype(np.float64)          # margins as exact as the stored scores
+        return pool[balanced_choice(t[0] - t[1:], self.bins, rng)]
 
     def triples(self, i: int) -> tuple[list[Example], list[str]]:
         """Batch ``i``'s examples and its 2B passage ids ``[pos_0, neg_0, ...]``."""

@@ -109,15 +109,23 @@ class TeacherTargets:
                                 zip(self.scores.pids[row], self.scores.scores[row])}
         return self._cache[qid]
 
+    def group(self, qid: str, pids: list[str]) -> np.ndarray:
+        """The teacher's scores of one query's group, its positive first, with
+        the two bounds for passages outside its stored top k.
+
+        Shapes:
+            pids (G,) -> float32 (G,).
+        """
+        known = self.of_query(qid)
+        values = list(known.values())
+        top, floor = values[0], values[-1]
+        # positive (first) missed by the teacher: top; other passages: floor
+        return np.array([known.get(pid, top if j == 0 else floor)
+                         for j, pid in enumerate(pids)], dtype=np.float32)
+
     def __call__(self, qids: list[str], pids: list[str], group: int) -> torch.Tensor:
         if len(pids) != len(qids) * group:
             raise ValueError(f"expected {len(qids)} x {group} pids, got {len(pids)}")
-        out = np.empty((len(qids), group), dtype=np.float32)          # (B, G)
-        for i, qid in enumerate(qids):
-            known = self.of_query(qid)
-            values = list(known.values())
-            top, floor = values[0], values[-1]
-            for j, pid in enumerate(pids[i * group:(i + 1) * group]):
-                # positive (column 0) missed by the teacher: top; other passages: floor
-                out[i, j] = known.get(pid, top if j == 0 else floor)
+        out = np.stack([self.group(qid, pids[i * group:(i + 1) * group])
+                        for i, qid in enumerate(qids)])                   # (B, G)
         return torch.from_numpy(out)
