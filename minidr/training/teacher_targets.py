@@ -109,6 +109,17 @@ class TeacherTargets:
                                 zip(self.scores.pids[row], self.scores.scores[row])}
         return self._cache[qid]
 
+    def scores_of(self, qid: str, pids: list[str]) -> np.ndarray:
+        """The teacher's stored score of each of ``pids``, and for a passage
+        outside its stored top k the query's k-th score (an upper bound).
+
+        Shapes:
+            pids (n,) -> float32 (n,).
+        """
+        known = self.of_query(qid)
+        floor = next(reversed(known.values()))
+        return np.array([known.get(pid, floor) for pid in pids], dtype=np.float32)
+
     def group(self, qid: str, pids: list[str]) -> np.ndarray:
         """The teacher's scores of one query's group, its positive first, with
         the two bounds for passages outside its stored top k.
@@ -117,11 +128,11 @@ class TeacherTargets:
             pids (G,) -> float32 (G,).
         """
         known = self.of_query(qid)
-        values = list(known.values())
-        top, floor = values[0], values[-1]
-        # positive (first) missed by the teacher: top; other passages: floor
-        return np.array([known.get(pid, top if j == 0 else floor)
-                         for j, pid in enumerate(pids)], dtype=np.float32)
+        scores = self.scores_of(qid, pids)
+        # positive (first) missed by the teacher: its top score
+        if len(pids) and pids[0] not in known:
+            scores[0] = next(iter(known.values()))
+        return scores
 
     def __call__(self, qids: list[str], pids: list[str], group: int) -> torch.Tensor:
         if len(pids) != len(qids) * group:
