@@ -88,8 +88,8 @@ class RocketQARecipe(BiEncoderRecipe):
     denoise_recall: float = 0.5
     augment_precision: float = 0.9
     augment_sweep: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
-        "ci": (0, 4, 10), "cpu": (0, 500, 2000, 8000),
-        "gpu": (0, 2000, 8000, 32000)})
+        "ci": (0, 4, 10), "cpu": (0, 500, 1500, 5000),
+        "gpu": (0, 1000, 2500, 5000)})
 
     def sweep(self, name: str, profile) -> tuple[int, ...]:
         """``batch_sweep`` or ``augment_sweep`` (``name``) of ``profile``."""
