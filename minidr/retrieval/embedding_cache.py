@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..core.atomic import atomic_file
 from ..core.paths import cache_root
 from ..data.formats import Corpus, corpus_fingerprint
 
-__all__ = ["cached_embeddings", "embedding_key", "corpus_cache_key"]
+__all__ = ["cached_embeddings", "cached_sparse", "embedding_key", "corpus_cache_key"]
 
 
 def corpus_cache_key(encoder, corpus: Corpus) -> str:
@@ -87,3 +88,23 @@ def cached_embeddings(key: str, compute: Callable[[], np.ndarray],
     with atomic_file(path) as f:
         np.save(f, embeddings, allow_pickle=False)
     return embeddings
+
+
+def cached_sparse(key: str, compute: Callable[[], sp.spmatrix],
+                  cache_dir: str | os.PathLike | None = None) -> sp.csr_matrix:
+    """:func:`cached_embeddings` for sparse vectors (e.g. SPLADE's term
+    weights): ``<cache_dir>/<key>.npz``, written atomically, read without pickle.
+
+    Shapes:
+        returns a CSR matrix, typically ``(n_passages, vocabulary)`` float32.
+    """
+    if not _SAFE_KEY.fullmatch(key):
+        raise ValueError(f"key must match [A-Za-z0-9][A-Za-z0-9._-]*, got {key!r}")
+    folder = Path(cache_dir) if cache_dir is not None else cache_root() / "sparse"
+    path = folder / f"{key}.npz"
+    if path.exists():
+        return sp.load_npz(path).tocsr()
+    vectors = sp.csr_matrix(compute())
+    with atomic_file(path) as f:
+        sp.save_npz(f, vectors, compressed=True)
+    return vectors
