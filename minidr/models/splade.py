@@ -116,8 +116,8 @@ class Splade(torch.nn.Module):
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         ids = ids["input_ids"]
         order = np.argsort([len(x) for x in ids], kind="stable")
-        rows: list = [None] * len(texts)
         device = next(self.parameters()).device
+        batches = []                                    # in length order
         for start in progress_bar(range(0, len(texts), batch_size), desc="SPLADE",
                                   unit="batch", disable=not progress):
             chosen = order[start:start + batch_size]
@@ -128,14 +128,14 @@ class Splade(torch.nn.Module):
                 input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
                 mask[row, :len(ids[i])] = 1
             weights = self(input_ids.to(device), mask.to(device)).float().cpu()
-            batch = sp.csr_matrix(weights.numpy())                        # (b, V)
-            for row, i in enumerate(chosen):
-                rows[i] = batch[row]
+            batches.append(sp.csr_matrix(weights.numpy()))                # (b, V)
         if was_training:
             self.train()
-        if not rows:
+        if not batches:
             return sp.csr_matrix((0, len(self.vocabulary)), dtype=np.float32)
-        return sp.vstack(rows, format="csr").astype(np.float32)
+        # back to the input order: row k of the stack is text order[k]
+        stacked = sp.vstack(batches, format="csr")
+        return stacked[np.argsort(order)].astype(np.float32)
 
     def fingerprint(self) -> str:
         """Short sha256 of ``max_length``, the vocabulary and every parameter:
