@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -108,6 +109,9 @@ def _is_java21(java_home: str | None) -> bool:
 class BM25:
     """BM25 over a corpus, through a cached Lucene index.
 
+    ``build_seconds`` is how long this instance took to build the index
+    (``None`` when it was read from the cache).
+
     Args:
         corpus: pid -> text.
         k1, b: the default BM25 parameters (Anserini's MS MARCO defaults 0.9, 0.4).
@@ -126,8 +130,11 @@ class BM25:
         self.k1, self.b, self.threads = k1, b, threads
         self.index_dir = (Path(cache_dir or cache_root()) / "bm25"
                           / corpus_fingerprint(corpus))
+        self.build_seconds: float | None = None     # None: read from the cache
         if not (self.index_dir / "minidr-complete.txt").exists():
+            started = time.perf_counter()
             self._build(corpus)
+            self.build_seconds = time.perf_counter() - started
         import_pyserini()
         from pyserini.search.lucene import LuceneSearcher
 

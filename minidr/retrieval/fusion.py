@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from ..data.formats import Qrels, Run
@@ -135,16 +134,9 @@ def cross_fitted_fusion(dense: Run, sparse: Run, qrels: Qrels,
     Returns:
         ``(run, alpha_of_each_fold)``.
     """
-    qids = np.array(sorted(qrels))
-    fold_of = np.random.default_rng(seed).permutation(len(qids)) % folds
-    run, chosen = {}, []
-    for f in range(folds):
-        tune = {q: qrels[q] for q in qids[fold_of != f]}
-        test = set(qids[fold_of == f])
-        best = float(alpha_sweep(dense, sparse, tune, alphas, measure,
-                                 min_rel).idxmax())
-        chosen.append(best)
-        fused = fuse_linear({q: r for q, r in dense.items() if q in test},
-                            {q: r for q, r in sparse.items() if q in test}, best)
-        run.update(fused)
-    return run, chosen
+    from ..evaluation.tuning import cross_fitted
+
+    dense = {q: r for q, r in dense.items() if q in qrels}     # fuse only these
+    sparse = {q: r for q, r in sparse.items() if q in qrels}
+    runs = {float(a): fuse_linear(dense, sparse, a) for a in alphas}
+    return cross_fitted(runs, qrels, measure, folds, seed, min_rel)

@@ -120,7 +120,7 @@ class ImpactIndex:
                 "-collection", "JsonVectorCollection", "-input", str(collection),
                 "-index", str(tmp / "index"), "-generator",
                 "DefaultLuceneDocumentGenerator", "-threads", str(self.threads),
-                "-impact", "-pretokenized"])
+                "-impact", "-pretokenized", "-quiet"])     # no INFO lines
             (collection / "docs.jsonl").unlink()
             collection.rmdir()
             (tmp / "minidr-complete.txt").write_text(f"{len(pids)}\n")
