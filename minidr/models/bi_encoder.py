@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.atomic import atomic_dir
-from .encoder import POOLINGS, Encoder, pool
+from .encoder import POOLINGS, Encoder, hash_parameters, pool
 from .loading import (fit_lengths, load_backbone, quiet_transformers,
                       read_settings, resolve_model_path)
 
@@ -274,8 +274,5 @@ class BiEncoder(Encoder):
         an embedding cache key."""
         h = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode())
         h.update(json.dumps(sorted(self.tokenizer.get_vocab().items())).encode())
-        for name, p in self.named_parameters():
-            h.update(f"{name}:{p.dtype}:{tuple(p.shape)}".encode())
-            h.update(p.detach().cpu().contiguous().reshape(-1)
-                     .view(torch.uint8).numpy())
+        hash_parameters(h, self)
         return h.hexdigest()[:16]

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from ..core.progress import progress_bar
 
-__all__ = ["Encoder", "RetrievalEncoder", "pool", "pad_rows", "POOLINGS"]
+__all__ = ["Encoder", "RetrievalEncoder", "pool", "pad_rows", "hash_parameters",
+           "POOLINGS"]
 
 POOLINGS = ("cls", "mean")
 
@@ -58,6 +59,14 @@ class RetrievalEncoder(Protocol):
     def encode_passages(self, texts: Sequence[str], batch_size: int = ...,
                         progress: bool = ...) -> np.ndarray: ...
     def save(self, path: str | os.PathLike) -> Path: ...
+
+
+def hash_parameters(h, module: torch.nn.Module) -> None:
+    """Feed every parameter of ``module`` (name, dtype, shape, bytes) to the
+    hash ``h`` (e.g. ``hashlib.sha256()``): the model half of a cache key."""
+    for name, p in module.named_parameters():
+        h.update(f"{name}:{p.dtype}:{tuple(p.shape)}".encode())
+        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
 
 
 def pad_rows(rows: list[list[int]], value: int) -> torch.Tensor:

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 import torch
 
 from ..core.progress import progress_bar
+from .encoder import hash_parameters
 from .loading import load_pretrained, resolve_model_path
 
 __all__ = ["splade_pool", "Splade"]
@@ -142,10 +143,7 @@ class Splade(torch.nn.Module):
         a cache key for encoded corpora and indexes."""
         h = hashlib.sha256(f"splade:max_length={self.max_length}".encode())
         h.update(json.dumps(self.vocabulary).encode())
-        for name, p in self.named_parameters():
-            h.update(f"{name}:{p.dtype}:{tuple(p.shape)}".encode())
-            h.update(p.detach().cpu().contiguous().reshape(-1)
-                     .view(torch.uint8).numpy())
+        hash_parameters(h, self)
         return h.hexdigest()[:16]
 
     def terms(self, vector: sp.csr_matrix, top: int | None = None) -> dict[str, float]:

@@ -34,7 +34,7 @@ import torch
 
 from ..core.atomic import atomic_dir
 from ..core.progress import progress_bar
-from .encoder import pad_rows
+from .encoder import hash_parameters, pad_rows
 from .loading import load_backbone, read_settings, resolve_model_path
 
 __all__ = ["TermWeighter", "WEIGHTER_CONFIG"]
@@ -158,8 +158,5 @@ class TermWeighter(torch.nn.Module):
         """Short sha256 of ``max_length``, the vocabulary and every parameter."""
         h = hashlib.sha256(f"termweighter:max_length={self.max_length}".encode())
         h.update(json.dumps(sorted(self.tokenizer.get_vocab().items())).encode())
-        for name, p in self.named_parameters():
-            h.update(f"{name}:{p.dtype}:{tuple(p.shape)}".encode())
-            h.update(p.detach().cpu().contiguous().reshape(-1)
-                     .view(torch.uint8).numpy())
+        hash_parameters(h, self)
         return h.hexdigest()[:16]
