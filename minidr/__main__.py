@@ -119,6 +119,17 @@ def _student(args) -> None:
                                  device=args.device))
 
 
+def _generator(args) -> None:
+    from . import get_profile, load_minimarco
+    from .data.teacher_scores import load_teacher_scores
+    from .substrate.query_generator import train_generator
+
+    profile = get_profile(args.profile)
+    data = load_minimarco(args.data, profile.corpus)
+    print("wrote", train_generator(data, load_teacher_scores(), profile, out=args.out,
+                                   device=args.device))
+
+
 def _check_scores(args) -> int:
     from .evaluation.expected import check_scores, write_expected
 
@@ -334,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the teacher's bottom 3 layers, 4x slower")
     p.add_argument("--out", help="output folder (default: data/models/student-SIZE)")
     p.set_defaults(func=_student)
+    p = sub.add_parser("generator", parents=[common],
+                       help="train the query generator of doc2query and GPL "
+                            "(resumable; about 25 min on 2 CPU cores under cpu)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", help="output folder (default: the cache's generators/)")
+    p.set_defaults(func=_generator)
     p = sub.add_parser("check-scores",
                        help="check result records against the expected scores")
     p.add_argument("--profile", default="ci")
