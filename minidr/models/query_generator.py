@@ -37,7 +37,8 @@ import torch
 
 from ..core.atomic import atomic_dir
 from .encoder import hash_parameters, pad_rows
-from .loading import load_pretrained, read_settings, resolve_model_path
+from .loading import (load_pretrained, quiet_transformers, read_settings,
+                      resolve_model_path)
 
 __all__ = ["QueryGenerator", "GENERATOR_CONFIG", "HUB_GENERATOR"]
 
@@ -184,10 +185,12 @@ class QueryGenerator(torch.nn.Module):
         x = self.tokenizer(list(passages), truncation=True, padding=True,
                            max_length=self.max_passage_len,
                            return_tensors="pt").to(self.device)
-        out = self.model.generate(input_ids=x["input_ids"],
-                                  attention_mask=x["attention_mask"], do_sample=True,
-                                  top_k=top_k, num_return_sequences=n,
-                                  max_new_tokens=self.max_query_len)  # (B * n, T)
+        with quiet_transformers():   # its note on padded decoder inputs
+            out = self.model.generate(input_ids=x["input_ids"],
+                                      attention_mask=x["attention_mask"],
+                                      do_sample=True, top_k=top_k,
+                                      num_return_sequences=n,
+                                      max_new_tokens=self.max_query_len)  # (B * n, T)
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         self.train(was_training)
         return [[t.strip() for t in texts[i * n:(i + 1) * n]]

@@ -97,8 +97,8 @@ def generate_corpus_queries(generator: QueryGenerator, corpus: Corpus, n: int,
     pids = list(corpus)
     starts = range(0, len(pids), chunk)
     todo = [i for i, _ in enumerate(starts) if not _part(path, i).is_file()]
-    for i in progress_bar(todo, desc=f"generating {n} queries per passage",
-                          unit="chunk"):
+    for i in (progress_bar(todo, desc=f"generating {n} queries per passage",
+                           unit="chunk") if todo else ()):
         t0, rows = time.perf_counter(), {}
         for b in range(i * chunk, min((i + 1) * chunk, len(pids)), batch_size):
             batch = pids[b:b + batch_size]
