@@ -7,7 +7,7 @@ import math
 import pytest
 
 from minidr.methods.ance import refresh_steps, train_ance
-from minidr.training.mining import ann_negatives
+from minidr.training.mining import ann_index, ann_negatives
 from minidr.core.cost import CostMeter
 from minidr.training.batches import examples_qrels
 from minidr.training.negatives import positives_of
@@ -49,6 +49,20 @@ def test_ann_negatives_come_from_the_top_of_the_model_ranking(encoder, small):
     top = ann_negatives(encoder, examples, corpus, n=len(corpus), depth=10)
     for qid, pids in top.items():  # top 10 minus positives
         assert 10 - len(positives_of(qrels, qid)) <= len(pids) <= 10
+
+
+def test_ann_negatives_with_given_query_vectors_encode_nothing(encoder, small):
+    examples, corpus = small
+    queries = {ex.qid: ex.query for ex in examples}
+    q_emb = encoder.encode_queries(list(queries.values()), progress=False)
+    index = ann_index(encoder, corpus)
+    cost = CostMeter()
+    given = ann_negatives(encoder, examples, corpus, n=5, depth=10, index=index,
+                          query_vectors=q_emb, cost=cost)
+    assert given == ann_negatives(encoder, examples, corpus, n=5, depth=10, index=index)
+    assert "queries_encoded" not in cost.counts
+    with pytest.raises(ValueError, match="distinct queries"):
+        ann_negatives(encoder, examples, corpus, index=index, query_vectors=q_emb[:1])
 
 
 def test_train_ance_refreshes_on_schedule_and_pays_for_them(encoder, small):

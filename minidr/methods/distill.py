@@ -51,7 +51,7 @@ import torch.nn.functional as F
 
 from ..core.cost import CostMeter
 from ..data.formats import Corpus
-from ..training.batch_losses import in_batch_loss
+from ..training.batch_losses import group_scores, in_batch_loss
 from ..training.batches import Example, GroupedBatch, GroupedBatches
 from ..training.losses import distill_kl, info_nce, margin_mse
 from ..training.recipe import COSINE_TEMPERATURE, BiEncoderRecipe, Budget
@@ -88,19 +88,6 @@ class DistillRecipe(BiEncoderRecipe):
 
 
 RECIPE = DistillRecipe()
-
-
-def group_scores(encoder, batch: GroupedBatch) -> torch.Tensor:
-    """Each query's scores of its own group, positive first.
-
-    Shapes:
-        queries (B, Lq) -> q (B, H); passages (B*G, Lp) -> p (B, G, H);
-        returns (B, G).
-    """
-    q = encoder.encode_query(**batch.queries)                             # (B, H)
-    p = encoder.encode_passage(**batch.passages)                          # (B*G, H)
-    p = p.view(q.shape[0], batch.group, -1)                               # (B, G, H)
-    return torch.einsum("bh,bgh->bg", q, p)                               # (B, G)
 
 
 class ProjectedStudent(torch.nn.Module):

@@ -3,7 +3,8 @@
 :mod:`minidr.training.losses` holds pure functions of scores; this module
 adds the one step before them that several methods share, so that no method
 imports another: encoding a :class:`~minidr.training.batches.GroupedBatch`
-and scoring every query against every passage of the batch.
+and scoring every query against every passage of the batch
+(:func:`in_batch_loss`), or against its own group only (:func:`group_scores`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from .batches import GroupedBatch
 from .losses import embedding_stats, in_batch_targets, info_nce
 
-__all__ = ["in_batch_loss"]
+__all__ = ["in_batch_loss", "group_scores"]
 
 
 def in_batch_loss(encoder, batch: GroupedBatch,
@@ -47,3 +48,17 @@ def in_batch_loss(encoder, batch: GroupedBatch,
     stats.update(embedding_stats(q.detach(), "q_"))
     stats.update(embedding_stats(p.detach(), "p_"))
     return loss, stats
+
+
+def group_scores(encoder, batch: GroupedBatch) -> torch.Tensor:
+    """Each query's scores of its own group, positive first (what Margin-MSE
+    and listwise KL compare with a teacher's scores of the same pairs).
+
+    Shapes:
+        queries (B, Lq) -> q (B, H); passages (B*G, Lp) -> p (B, G, H);
+        returns (B, G).
+    """
+    q = encoder.encode_query(**batch.queries)                             # (B, H)
+    p = encoder.encode_passage(**batch.passages)                          # (B*G, H)
+    p = p.view(q.shape[0], batch.group, -1)                               # (B, G, H)
+    return torch.einsum("bh,bgh->bg", q, p)                               # (B, G)

@@ -13,6 +13,7 @@ Reference:
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..core.cost import CostMeter
@@ -52,7 +53,8 @@ def ann_index(encoder, corpus: Corpus, cost: CostMeter | None = None,
 def ann_negatives(encoder, examples: list[Example], corpus: Corpus, n: int = 20,
                   depth: int = 200, cost: CostMeter | None = None,
                   batch_size: int = 256, cache: bool = False, seed: int = 0,
-                  index: DenseIndex | None = None) -> dict[str, list[str]]:
+                  index: DenseIndex | None = None,
+                  query_vectors: np.ndarray | None = None) -> dict[str, list[str]]:
     """Hard negatives from ``encoder``'s own ranking:
     ``n`` of each query's top ``depth``.
 
@@ -73,6 +75,9 @@ def ann_negatives(encoder, examples: list[Example], corpus: Corpus, n: int = 20,
         batch_size, cache: see :func:`ann_index`.
         seed: seeds the sampling of the ``n`` negatives.
         index: an :func:`ann_index` of ``corpus`` by this ``encoder``, if already built.
+        query_vectors: ``encoder``'s embeddings of the distinct queries of
+            ``examples`` (first-occurrence order), if already computed; then no
+            query is encoded here.
 
     Shapes:
         query embeddings ``(n_queries, H)``.
@@ -86,10 +91,17 @@ def ann_negatives(encoder, examples: list[Example], corpus: Corpus, n: int = 20,
     if index is None:
         index = ann_index(encoder, corpus, cost, batch_size, cache)
     queries = {ex.qid: ex.query for ex in examples}  # distinct queries
-    with torch.inference_mode():
-        q_emb = encoder.encode_queries(list(queries.values()), batch_size=batch_size,
-                                       progress=False)                  # (n_queries, H)
-    if cost is not None:
-        cost.add(queries_encoded=len(queries))
+    if query_vectors is not None:
+        if len(query_vectors) != len(queries):
+            raise ValueError(f"query_vectors has {len(query_vectors)} rows for "
+                             f"{len(queries)} distinct queries")
+        q_emb = query_vectors                                           # (n_queries, H)
+    else:
+        with torch.inference_mode():
+            q_emb = encoder.encode_queries(list(queries.values()),
+                                           batch_size=batch_size,
+                                           progress=False)              # (n_queries, H)
+        if cost is not None:
+            cost.add(queries_encoded=len(queries))
     run = index.search_run(list(queries), q_emb, k=min(depth, len(index)))
     return top_k_negatives(run, examples_qrels(examples), n, depth=depth, seed=seed)

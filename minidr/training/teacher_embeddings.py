@@ -18,6 +18,12 @@ Example::
     teacher = TeacherEmbeddings(load_teacher(), mm.corpus, queries)
     teacher.prepare(qids, pids)                 # one pass, with a progress bar
     t = teacher.scores(batch.qids, batch.pids)  # (B, B*G) cosines
+    t = teacher.targets(batch.qids, batch.pids, batch.group)   # (B, G): own groups
+
+``targets`` has the call signature of
+:class:`~minidr.training.teacher_targets.TeacherTargets`, so it can stand in
+for the stored top-k wherever a query has no stored scores (generated queries,
+chapter 11): the teacher scores every pair exactly, with no bounds.
 """
 from __future__ import annotations
 
@@ -77,6 +83,20 @@ class TeacherEmbeddings:
                 self._p.update(zip(new_p, vectors))
         self.cost.add(queries_encoded=len(new_q), passages_encoded=len(new_p))
 
+    def add_passages(self, pids: list[str], vectors: np.ndarray) -> None:
+        """Keep passage embeddings computed elsewhere (e.g. the teacher's cached
+        corpus embeddings), so that :meth:`prepare` never embeds them again.
+
+        Shapes:
+            pids (N,), vectors (N, H) in the same order.
+
+        Raises:
+            ValueError: ``pids`` and ``vectors`` differ in length.
+        """
+        if len(pids) != len(vectors):
+            raise ValueError(f"{len(pids)} pids but {len(vectors)} vectors")
+        self._p.update(zip(pids, vectors))
+
     @property
     def dim(self) -> int:
         """The teacher's embedding size."""
@@ -101,3 +121,21 @@ class TeacherEmbeddings:
         q = torch.from_numpy(self.query_vectors(qids))                    # (B, H)
         p = torch.from_numpy(self.passage_vectors(pids))                  # (N, H)
         return q @ p.T                                                    # (B, N)
+
+    def targets(self, qids: list[str], pids: list[str], group: int) -> torch.Tensor:
+        """The teacher's score of each query's own group of a batch (as
+        :class:`~minidr.training.teacher_targets.TeacherTargets`, but exact for
+        every passage: nothing outside a stored top k).
+
+        Shapes:
+            qids (B,), pids (B*G,) laid out ``[pos_0, neg_0_1, ..., pos_1, ...]``
+            -> float32 tensor (B, G).
+
+        Raises:
+            ValueError: ``pids`` is not ``B * group`` long.
+        """
+        if len(pids) != len(qids) * group:
+            raise ValueError(f"expected {len(qids)} x {group} pids, got {len(pids)}")
+        q = torch.from_numpy(self.query_vectors(qids))                    # (B, H)
+        p = torch.from_numpy(self.passage_vectors(pids))                  # (B*G, H)
+        return torch.einsum("bh,bgh->bg", q, p.view(len(qids), group, -1))  # (B, G)
