@@ -76,3 +76,14 @@ def test_fit_charges_each_batch_and_defaults_checkpoints(tmp_path):
     assert (cost.counts["queries_encoded"] == 12
             and cost.counts["passages_encoded"] == 24)
     assert TrainConfig(steps=10).checkpoint_every == 0  # no folder, no checkpoints
+
+
+def test_per_profile_falls_back_to_the_gpu_entry():
+    from minidr.core.config import get_profile
+    from minidr.training.recipe import Recipe
+    table = {"ci": 1, "gpu": 3}
+    assert Recipe.per_profile(table, "ci") == 1
+    assert Recipe.per_profile(table, get_profile("ci")) == 1
+    assert Recipe.per_profile(table, "colab") == 3
+    with pytest.raises(KeyError, match="no 'gpu' entry"):
+        Recipe.per_profile({"ci": 1}, "cpu")

@@ -62,8 +62,7 @@ class Doc2QueryRecipe(Recipe):
 
     def ns(self, profile) -> tuple[int, ...]:
         """The numbers of queries per passage compared under ``profile``."""
-        name = getattr(profile, "name", profile)
-        return self.queries_per_passage.get(name, self.queries_per_passage["gpu"])
+        return self.per_profile(self.queries_per_passage, profile)
 
 
 RECIPE = Doc2QueryRecipe()

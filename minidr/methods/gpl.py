@@ -91,8 +91,7 @@ class GPLRecipe(BiEncoderRecipe):
 
     def n_generated(self, profile) -> int:
         """Queries generated per passage under ``profile``."""
-        name = getattr(profile, "name", profile)
-        return self.queries_per_passage.get(name, self.queries_per_passage["gpu"])
+        return self.per_profile(self.queries_per_passage, profile)
 
 
 RECIPE = GPLRecipe()

@@ -93,9 +93,7 @@ class RocketQARecipe(BiEncoderRecipe):
 
     def sweep(self, name: str, profile) -> tuple[int, ...]:
         """``batch_sweep`` or ``augment_sweep`` (``name``) of ``profile``."""
-        table = getattr(self, name)
-        key = getattr(profile, "name", profile)
-        return table.get(key, table["gpu"])
+        return self.per_profile(getattr(self, name), profile)
 
 
 RECIPE = RocketQARecipe()

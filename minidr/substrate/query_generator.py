@@ -70,8 +70,7 @@ class GeneratorRecipe(Recipe):
 
     def start(self, profile) -> tuple[str, int | None]:
         """``(backbone path, layers)`` for ``profile``."""
-        name = getattr(profile, "name", profile)
-        path, layers = self.starts.get(name, self.starts["gpu"])
+        path, layers = self.per_profile(self.starts, profile)
         return (teacher_path() if path == "teacher" else path), layers
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 __all__ = ["COSINE_TEMPERATURE", "COSINE_SIGMA", "Budget", "Recipe", "BiEncoderRecipe"]
 
@@ -59,15 +60,31 @@ class Recipe:
     budgets: dict[str, Budget] = field(default_factory=dict)
     lr: float = 1e-4
 
+    @staticmethod
+    def per_profile(table: Mapping[str, Any], profile) -> Any:
+        """``table``'s entry for ``profile`` (a
+        :class:`~minidr.core.config.Profile` or a name); a profile without an
+        entry (``gpu``, ``colab``) takes the ``"gpu"`` entry.
+
+        Raises:
+            KeyError: neither ``profile`` nor ``"gpu"`` is in ``table``.
+        """
+        name = getattr(profile, "name", profile)
+        if name in table:
+            return table[name]
+        if "gpu" in table:
+            return table["gpu"]
+        raise KeyError(f"no entry for profile {name!r} and no 'gpu' entry")
+
     def budget(self, profile) -> Budget:
         """The :class:`Budget` of ``profile``
         (a :class:`~minidr.core.config.Profile` or a name)."""
-        name = getattr(profile, "name", profile)
-        if name in self.budgets:
-            return self.budgets[name]
-        if "gpu" in self.budgets:
-            return self.budgets["gpu"]
-        raise KeyError(f"{type(self).__name__} has no budget for profile {name!r}")
+        try:
+            return self.per_profile(self.budgets, profile)
+        except KeyError:
+            name = getattr(profile, "name", profile)
+            raise KeyError(f"{type(self).__name__} has no budget for profile "
+                           f"{name!r}") from None
 
     def settings(self) -> dict:
         """Every field as plain data (for cache keys and result records)."""
