@@ -69,3 +69,17 @@ def test_impact_search_is_the_quantized_dot_product(tmp_path):
     assert (again.index_dir / "minidr-complete.txt").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="2 passages"):
         ImpactIndex(docs, pids[:2], vocabulary, key="bad", cache_dir=tmp_path)
+
+
+def test_impact_search_takes_queries_of_more_than_1024_terms(tmp_path):
+    rng = np.random.default_rng(0)
+    vocabulary = [f"t{i}" for i in range(2000)]
+    docs = sp.csr_matrix(rng.random((6, 2000)) * (rng.random((6, 2000)) < 0.8))
+    index = ImpactIndex(docs, [f"d{i}" for i in range(6)], vocabulary, key="wide",
+                        cache_dir=tmp_path)
+    queries = sp.csr_matrix(rng.random((1, 2000)) + 0.01)         # 2,000 terms
+    run = index.search(queries, ["q"], k=6)
+    expected = (quantize(queries) @ quantize(docs).T).toarray()[0] / 100 ** 2
+    assert len(run["q"]) == 6
+    for j in range(6):
+        assert run["q"][f"d{j}"] == pytest.approx(expected[j], rel=1e-6)

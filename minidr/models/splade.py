@@ -19,6 +19,10 @@ Example::
     vectors = splade.encode(["what is a dense retriever"])   # (1, 30522) sparse
     splade.terms(vectors[0], top=5)                          # {'dense': 1.9, ...}
 
+:class:`Splade` also speaks the training protocol of the bi-encoders
+(``tokenize_queries`` / ``encode_query`` / ``score`` ...), so the book's
+batches and losses train it (:mod:`minidr.methods.splade`).
+
 Reference:
     Formal, Piwowarski & Clinchant (2021), SPLADE: Sparse Lexical and Expansion
     Model for First Stage Ranking, SIGIR. Formal et al. (2021), SPLADE v2,
@@ -29,17 +33,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..core.atomic import atomic_dir
 from ..core.progress import progress_bar
 from .encoder import hash_parameters
-from .loading import load_pretrained, resolve_model_path
+from .loading import fit_lengths, load_pretrained, resolve_model_path
 
-__all__ = ["splade_pool", "Splade"]
+__all__ = ["splade_pool", "Splade", "SETTINGS_FILE"]
+
+SETTINGS_FILE = "minidr_splade.json"        # the lengths, beside the weights
 
 
 def splade_pool(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -68,12 +76,20 @@ class Splade(torch.nn.Module):
     Args:
         mlm: a masked-language model (its head scores the whole vocabulary).
         tokenizer: its tokenizer.
-        max_length: tokens kept per text (queries and passages alike).
+        max_length: tokens kept per passage (and per text in :meth:`encode`).
+        max_query_len: tokens kept per query in training batches
+            (:meth:`tokenize_queries`); ``None``: ``max_length``.
+
+    Shapes:
+        ``encode_query`` / ``encode_passage``: (B, L) -> (B, V) term weights;
+        ``score``: (Bq, V), (Bp, V) -> (Bq, Bp).
     """
 
-    def __init__(self, mlm, tokenizer, max_length: int = 256):
+    def __init__(self, mlm, tokenizer, max_length: int = 256,
+                 max_query_len: int | None = None):
         super().__init__()
         self.mlm, self.tokenizer, self.max_length = mlm, tokenizer, max_length
+        self.max_query_len = max_length if max_query_len is None else max_query_len
         vocab = tokenizer.get_vocab()
         self.vocabulary = [""] * len(vocab)                 # term id -> term
         for term, i in vocab.items():
@@ -81,14 +97,41 @@ class Splade(torch.nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike,
-                        max_length: int = 256) -> "Splade":
+                        max_length: int | None = None,
+                        max_query_len: int | None = None) -> "Splade":
         """Load a SPLADE model (e.g. ``data/models/splade-tiny`` or, in Colab,
-        ``naver/splade-cocondenser-ensembledistil``) in float32."""
+        ``naver/splade-cocondenser-ensembledistil``), or start one from any
+        masked-language model (e.g. ``data/models/bert-L2-H128``), in float32.
+
+        Lengths left at ``None`` take the values saved by :meth:`save`, else
+        256 tokens (a backbone of ours pretrained at fewer tokens caps them at
+        its pretrained length, as :class:`~minidr.models.bi_encoder.BiEncoder`
+        does).
+        """
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
         path = resolve_model_path(name_or_path)
+        settings = Path(path) / SETTINGS_FILE
+        saved = json.loads(settings.read_text()) if settings.exists() else {}
+        given = {"max_length": max_length, "max_query_len": max_query_len}
+        lengths = {"max_length": 256, **saved,
+                   **{k: v for k, v in given.items() if v is not None}}
+        lengths.setdefault("max_query_len", lengths["max_length"])
+        if not saved:
+            lengths = fit_lengths(path, lengths, given)
         mlm = load_pretrained(AutoModelForMaskedLM, path, dtype=torch.float32)
-        return cls(mlm, load_pretrained(AutoTokenizer, path), max_length)
+        return cls(mlm, load_pretrained(AutoTokenizer, path), **lengths)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the MLM (safetensors), the tokenizer and the lengths,
+        atomically; :meth:`from_pretrained` reads them back."""
+        with atomic_dir(path) as tmp:
+            self.mlm.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            (tmp / SETTINGS_FILE).write_text(json.dumps(
+                {"max_length": self.max_length,
+                 "max_query_len": self.max_query_len}, indent=2) + "\n")
+        return Path(path)
 
     def forward(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor) -> torch.Tensor:
@@ -100,6 +143,37 @@ class Splade(torch.nn.Module):
         logits = self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits
         return splade_pool(logits, attention_mask)                        # (B, V)
 
+    # -- training: the protocol of the book's losses (tensors in, tensors out) --------
+    def _tokenize(self, texts: Sequence[str], max_len: int):
+        return self.tokenizer(list(texts), padding=True, truncation=True,
+                              max_length=max_len, return_tensors="pt")
+
+    def tokenize_queries(self, texts: Sequence[str]):
+        """Padded ``BatchEncoding`` of (B, L <= max_query_len) tensors."""
+        return self._tokenize(texts, self.max_query_len)
+
+    def tokenize_passages(self, texts: Sequence[str]):
+        """Padded ``BatchEncoding`` of (B, L <= max_length) tensors."""
+        return self._tokenize(texts, self.max_length)
+
+    def _weights(self, tokens) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return self(tokens["input_ids"].to(device),
+                    tokens["attention_mask"].to(device))                 # (B, V)
+
+    def encode_query(self, **tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L) token tensors -> (B, V) term weights, with gradients."""
+        return self._weights(tokens)
+
+    def encode_passage(self, **tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L) token tensors -> (B, V) term weights, with gradients."""
+        return self._weights(tokens)
+
+    def score(self, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Dot products of term weights: q (Bq, V), p (Bp, V) -> (Bq, Bp)."""
+        return q @ p.T
+
+    # -- inference: texts in, sparse matrices out -----------------------------------
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 32,
                progress: bool = True) -> sp.csr_matrix:

@@ -44,7 +44,7 @@ from ..core.paths import cache_root
 from ..data.formats import Run
 from .bm25 import import_pyserini
 
-__all__ = ["quantize", "ImpactIndex"]
+__all__ = ["quantize", "prune", "exact_search", "ImpactIndex"]
 
 
 def quantize(vectors: sp.spmatrix, scale: int = 100) -> sp.csr_matrix:
@@ -67,6 +67,69 @@ def quantize(vectors: sp.spmatrix, scale: int = 100) -> sp.csr_matrix:
     out = out.astype(np.int32)
     out.eliminate_zeros()
     return out
+
+
+def prune(vectors: sp.spmatrix, keep: int) -> sp.csr_matrix:
+    """Keep each row's ``keep`` largest weights and drop the rest (sparsity after
+    the fact, without training; ties broken by term id).
+
+    Shapes:
+        (n, V) -> (n, V), at most ``keep`` non-zeros per row.
+
+    Example::
+
+        >>> prune(sp.csr_matrix([[0.5, 2.0, 1.0, 0.0]]), 2).toarray().tolist()
+        [[0.0, 2.0, 1.0, 0.0]]
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    vectors = sp.csr_matrix(vectors, copy=True)
+    for i in range(vectors.shape[0]):
+        lo, hi = vectors.indptr[i], vectors.indptr[i + 1]
+        if hi - lo > keep:
+            row = vectors.data[lo:hi]                   # a view: zeroed in place
+            row[np.argsort(-row, kind="stable")[keep:]] = 0
+    vectors.eliminate_zeros()
+    return vectors
+
+
+def exact_search(query_vectors: sp.spmatrix, passage_vectors: sp.spmatrix,
+                 qids: Sequence[str], pids: Sequence[str], k: int = 1000,
+                 chunk: int = 128) -> Run:
+    """Top-``k`` passages per query by the exact float dot product of sparse term
+    weights (no index, no quantization: what :class:`ImpactIndex` approximates).
+
+    Args:
+        query_vectors: (m, V) query term weights.
+        passage_vectors: (n, V) passage term weights.
+        qids, pids: their ids, in row order.
+        k: depth.
+        chunk: queries scored at once (memory: ``chunk * n`` floats).
+
+    Returns:
+        qid -> pid -> score; ties broken by passage row.
+
+    Example::
+
+        >>> q = sp.csr_matrix([[1.0, 0.0, 2.0]])
+        >>> p = sp.csr_matrix([[0.0, 1.0, 1.0], [3.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
+        >>> exact_search(q, p, ["q1"], ["a", "b", "c"], k=2)
+        {'q1': {'b': 3.0, 'a': 2.0}}
+    """
+    if query_vectors.shape[0] != len(qids) or passage_vectors.shape[0] != len(pids):
+        raise ValueError(f"{query_vectors.shape[0]} query vectors for {len(qids)} qids "
+                         f"and {passage_vectors.shape[0]} passage vectors for "
+                         f"{len(pids)} pids")
+    pids, passages_t = np.asarray(pids), sp.csc_matrix(passage_vectors).T   # (V, n)
+    k = min(k, len(pids))
+    run: Run = {}
+    for start in range(0, len(qids), chunk):
+        scores = (sp.csr_matrix(query_vectors[start:start + chunk])
+                  @ passages_t).toarray()                               # (c, n)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]         # (c, k)
+        for row, qid in enumerate(qids[start:start + chunk]):
+            run[str(qid)] = {str(pids[j]): float(scores[row, j]) for j in top[row]}
+    return run
 
 
 class ImpactIndex:
@@ -99,6 +162,10 @@ class ImpactIndex:
         import_pyserini()
         from pyserini.pyclass import autoclass
 
+        # a query is one Lucene clause per term, and Lucene refuses queries of more
+        # than 1,024 clauses (a SPLADE that is barely sparse has thousands of terms)
+        searcher = autoclass("org.apache.lucene.search.IndexSearcher")
+        searcher.setMaxClauseCount(max(searcher.getMaxClauseCount(), len(vocabulary)))
         self._searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(
             str(self.index_dir / "index"))
 
