@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.atomic import atomic_dir
-from .encoder import POOLINGS, Encoder, hash_parameters, pool
+from .encoder import POOLINGS, Encoder, QueryPassageTokenizer, hash_parameters, pool
 from .loading import (fit_lengths, load_backbone, quiet_transformers,
                       read_settings, resolve_model_path)
 
@@ -45,7 +45,7 @@ SIMILARITIES = ("dot", "cos")
 BI_CONFIG = "minidr_biencoder.json"
 
 
-class BiEncoder(Encoder):
+class BiEncoder(QueryPassageTokenizer, Encoder):
     """A query tower and a passage tower (one shared module by default),
     pooling and similarity.
 
@@ -144,18 +144,7 @@ class BiEncoder(Encoder):
                 "max_passage_len": self.max_passage_len}
 
     # -- training: tensors in, tensors out, with gradients -----------------------------
-    def _tokenize(self, texts: Sequence[str], max_len: int):
-        return self.tokenizer(list(texts), padding=True, truncation=True,
-                              max_length=max_len, return_tensors="pt")
-
-    def tokenize_queries(self, texts: Sequence[str]):
-        """Padded, truncated ``BatchEncoding`` of (B, L <= max_query_len) tensors."""
-        return self._tokenize(texts, self.max_query_len)
-
-    def tokenize_passages(self, texts: Sequence[str]):
-        """Padded, truncated ``BatchEncoding`` of (B, L <= max_passage_len) tensors."""
-        return self._tokenize(texts, self.max_passage_len)
-
+    # (tokenize_queries / tokenize_passages: QueryPassageTokenizer)
     def _embed(self, encoder, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens = {k: v.to(self.device) for k, v in tokens.items()}
         hidden = encoder(**tokens).last_hidden_state                   # (B, L, H)

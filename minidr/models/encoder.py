@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from ..core.progress import progress_bar
 
-__all__ = ["Encoder", "RetrievalEncoder", "pool", "pad_rows", "hash_parameters",
-           "POOLINGS"]
+__all__ = ["Encoder", "QueryPassageTokenizer", "RetrievalEncoder", "pool", "pad_rows",
+           "hash_parameters", "POOLINGS"]
 
 POOLINGS = ("cls", "mean")
 
@@ -96,6 +96,24 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor,
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
     raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
+
+
+class QueryPassageTokenizer:
+    """``tokenize_queries`` / ``tokenize_passages`` for a model that encodes the
+    two sides apart (a bi-encoder, SPLADE): it provides ``tokenizer``,
+    ``max_query_len`` and ``max_passage_len``."""
+
+    def _tokenize(self, texts: Sequence[str], max_len: int):
+        return self.tokenizer(list(texts), padding=True, truncation=True,
+                              max_length=max_len, return_tensors="pt")
+
+    def tokenize_queries(self, texts: Sequence[str]):
+        """Padded, truncated ``BatchEncoding`` of (B, L <= max_query_len) tensors."""
+        return self._tokenize(texts, self.max_query_len)
+
+    def tokenize_passages(self, texts: Sequence[str]):
+        """Padded, truncated ``BatchEncoding`` of (B, L <= max_passage_len) tensors."""
+        return self._tokenize(texts, self.max_passage_len)
 
 
 class Encoder(torch.nn.Module):

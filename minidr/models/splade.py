@@ -42,7 +42,7 @@ import torch
 
 from ..core.atomic import atomic_dir
 from ..core.progress import progress_bar
-from .encoder import hash_parameters
+from .encoder import Encoder, QueryPassageTokenizer, hash_parameters
 from .loading import fit_lengths, load_pretrained, resolve_model_path
 
 __all__ = ["splade_pool", "Splade", "SETTINGS_FILE"]
@@ -70,7 +70,7 @@ def splade_pool(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Ten
     return torch.log1p(torch.relu(best))                                  # (B, V)
 
 
-class Splade(torch.nn.Module):
+class Splade(QueryPassageTokenizer, Encoder):
     """A SPLADE encoder: a ``BertForMaskedLM`` and its tokenizer.
 
     Args:
@@ -144,22 +144,15 @@ class Splade(torch.nn.Module):
         return splade_pool(logits, attention_mask)                        # (B, V)
 
     # -- training: the protocol of the book's losses (tensors in, tensors out) --------
-    def _tokenize(self, texts: Sequence[str], max_len: int):
-        return self.tokenizer(list(texts), padding=True, truncation=True,
-                              max_length=max_len, return_tensors="pt")
-
-    def tokenize_queries(self, texts: Sequence[str]):
-        """Padded ``BatchEncoding`` of (B, L <= max_query_len) tensors."""
-        return self._tokenize(texts, self.max_query_len)
-
-    def tokenize_passages(self, texts: Sequence[str]):
-        """Padded ``BatchEncoding`` of (B, L <= max_length) tensors."""
-        return self._tokenize(texts, self.max_length)
+    # (tokenize_queries / tokenize_passages: QueryPassageTokenizer)
+    @property
+    def max_passage_len(self) -> int:
+        """Tokens kept per passage: ``max_length``."""
+        return self.max_length
 
     def _weights(self, tokens) -> torch.Tensor:
-        device = next(self.parameters()).device
-        return self(tokens["input_ids"].to(device),
-                    tokens["attention_mask"].to(device))                 # (B, V)
+        return self(tokens["input_ids"].to(self.device),
+                    tokens["attention_mask"].to(self.device))            # (B, V)
 
     def encode_query(self, **tokens: torch.Tensor) -> torch.Tensor:
         """(B, L) token tensors -> (B, V) term weights, with gradients."""
@@ -191,7 +184,7 @@ class Splade(torch.nn.Module):
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         ids = ids["input_ids"]
         order = np.argsort([len(x) for x in ids], kind="stable")
-        device = next(self.parameters()).device
+        device = self.device
         batches = []                                    # in length order
         for start in progress_bar(range(0, len(texts), batch_size), desc="SPLADE",
                                   unit="batch", disable=not progress):
