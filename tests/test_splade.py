@@ -63,10 +63,11 @@ def test_impact_search_is_the_quantized_dot_product(tmp_path):
         for p, s in want.items():
             assert run[q][p] == pytest.approx(s, rel=1e-6)
     assert run["q3"] == {}                               # nothing to match
-    assert index.size_bytes > 0
+    assert index.size_bytes > 0 and index.build_seconds >= 0
     stamp = (index.index_dir / "minidr-complete.txt").stat().st_mtime_ns
     again = ImpactIndex(docs, pids, vocabulary, key="toy", cache_dir=tmp_path)
     assert (again.index_dir / "minidr-complete.txt").stat().st_mtime_ns == stamp
+    assert again.build_seconds == index.build_seconds        # the cost, kept
     with pytest.raises(ValueError, match="2 passages"):
         ImpactIndex(docs, pids[:2], vocabulary, key="bad", cache_dir=tmp_path)
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -176,6 +177,7 @@ class ImpactIndex:
         import_pyserini()
         from pyserini.pyclass import autoclass
 
+        started = time.perf_counter()
         with atomic_dir(self.index_dir) as tmp:
             collection = tmp / "collection"
             collection.mkdir()
@@ -190,7 +192,20 @@ class ImpactIndex:
                 "-impact", "-pretokenized", "-quiet"])     # no INFO lines
             (collection / "docs.jsonl").unlink()
             collection.rmdir()
-            (tmp / "minidr-complete.txt").write_text(f"{len(pids)}\n")
+            seconds = round(time.perf_counter() - started, 1)
+            (tmp / "minidr-complete.txt").write_text(json.dumps(
+                {"passages": len(pids), "build_seconds": seconds}) + "\n")
+
+    @property
+    def build_seconds(self) -> float | None:
+        """Seconds the index took to build (writing the postings and Lucene's
+        indexing), recorded when it was built, so a cached index still reports
+        its cost; ``None`` for an index cached before minidr recorded it."""
+        try:
+            marker = json.loads((self.index_dir / "minidr-complete.txt").read_text())
+        except json.JSONDecodeError:                      # the older marker: a count
+            return None
+        return marker.get("build_seconds") if isinstance(marker, dict) else None
 
     @property
     def size_bytes(self) -> int:
