@@ -76,6 +76,8 @@ class DistillRecipe(BiEncoderRecipe):
         temperature: the student's cosine scores are divided by it (all losses).
         teacher_temperature: the teacher's cosine scores are divided by it
             (Margin-MSE and KL), so both margins are in the same units.
+        teacher_pool: per profile, how many BM25 passages per DL19 query the
+            teachers re-rank when they are compared with each other.
     """
 
     budgets: dict[str, Budget] = field(default_factory=lambda: {
@@ -85,6 +87,12 @@ class DistillRecipe(BiEncoderRecipe):
     teacher_ranks: tuple[int, int] = (3, 30)
     temperature: float = COSINE_TEMPERATURE
     teacher_temperature: float = COSINE_TEMPERATURE
+    teacher_pool: dict[str, int] = field(default_factory=lambda: {
+        "ci": 10, "cpu": 100, "gpu": 100})
+
+    def pool_depth(self, profile) -> int:
+        """How deep the teachers re-rank BM25 when compared (``teacher_pool``)."""
+        return self.per_profile(self.teacher_pool, profile)
 
 
 RECIPE = DistillRecipe()
